@@ -1,0 +1,51 @@
+# The one way in, for people and for CI. `make help` lists the targets.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help install run demo test test-unit test-integration lint format bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is required")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv if missing and install the project into it
+
+run: install ## run the whole pipeline against the live venues (embedded Kafka and PostgreSQL)
+	$(BIN)/rates up --source live
+
+demo: install ## run the whole pipeline against the local venue simulator (no internet needed)
+	$(BIN)/rates up --source simulator
+
+test: install lint ## lint, type-check and run every test tier
+	$(BIN)/pytest
+
+test-unit: install ## the fast tiers only (unit and replay)
+	$(BIN)/pytest tests/unit tests/replay
+
+test-integration: install ## the integration tier (real Tansu, PostgreSQL and processes)
+	$(BIN)/pytest tests/integration
+
+lint: install ## ruff and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install ## measure tick-to-API latency and report it (see README)
+	$(BIN)/python -m benchmarks
+
+clean: ## remove the virtualenv, caches and local state (.rates)
+	rm -rf $(VENV) .rates .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,0 +1,1 @@
+"""The HTTP API: serves rates.latest from memory."""

@@ -1,0 +1,1 @@
+"""One router per API version, plus health and metrics."""

@@ -1,0 +1,1 @@
+"""Venue connectors: one supervised connection per venue, raw frames published to Kafka."""

@@ -1,0 +1,49 @@
+"""Every Prometheus metric of the connectors, per venue."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+FRAMES = Counter(
+    "rates_connector_frames_total", "Frames received from a venue, by kind", ["venue", "kind"]
+)
+MALFORMED = Counter(
+    "rates_connector_malformed_frames_total",
+    "Frames a venue sent that its module does not recognise",
+    ["venue"],
+)
+VENUE_ERRORS = Counter(
+    "rates_connector_venue_errors_total", "Error frames sent by a venue", ["venue"]
+)
+RECONNECTS = Counter(
+    "rates_connector_reconnects_total",
+    "Connections ended and retried, by reason (error, closed, silent, requested)",
+    ["venue", "reason"],
+)
+STATE = Gauge(
+    "rates_connector_state",
+    "1 for the venue's current connection state, 0 for the others",
+    ["venue", "state"],
+)
+LAST_FRAME = Gauge(
+    "rates_connector_last_frame_timestamp_seconds",
+    "Unix time of the last data frame from the venue",
+    ["venue"],
+)
+SECONDS_SINCE_FRAME = Gauge(
+    "rates_connector_seconds_since_last_frame",
+    "Seconds since the last data frame from the venue (-1 before the first)",
+    ["venue"],
+)
+PUBLISHED = Counter(
+    "rates_connector_published_total", "Records handed to Kafka, by topic kind", ["kind"]
+)
+PUBLISH_ERRORS = Counter(
+    "rates_connector_publish_errors_total", "Records Kafka did not accept (retried)", ["kind"]
+)
+DROPPED = Counter(
+    "rates_connector_dropped_total",
+    "Records dropped because the publish buffer was full (broker down too long)",
+    ["kind"],
+)
+BUFFERED = Gauge("rates_connector_buffered", "Records waiting to be published")

@@ -1,0 +1,157 @@
+"""Binance spot: combined trade streams over one websocket (``/stream?streams=...``).
+
+Frames: ``{"stream": "btcusdt@trade", "data": {...}}``. The server pings every 20 s (the
+websocket library answers), ends connections at 24 h, and announces shutdowns with
+``serverShutdown``. A stream for an unknown symbol is accepted and then silent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from connectors.venues.base import (
+    Frame,
+    FrameKind,
+    WebsocketVenue,
+    millis,
+    price,
+    quote_id,
+)
+from schemas.errors import FrameError, UnknownSymbol
+from schemas.records import Quote
+
+NAME = "binance"
+
+MARKETS = {
+    "BTCUSDT": "BTC-USDT",
+    "ETHUSDT": "ETH-USDT",
+    "USDCUSDT": "USDC-USDT",
+}
+
+#: Streams per connection allowed by Binance.
+MAX_STREAMS = 1024
+
+
+def connect_url(base: str, symbols: Sequence[str]) -> str:
+    """Combined-stream URL: the base (no path) plus one ``<symbol>@trade`` stream each."""
+    if not symbols:
+        raise ValueError("binance: no symbols to subscribe")
+    if len(symbols) > MAX_STREAMS:
+        raise ValueError(f"binance: {len(symbols)} streams exceed {MAX_STREAMS} per connection")
+    streams = "/".join(f"{s.lower()}@trade" for s in symbols)
+    return f"{base.rstrip('/')}/stream?streams={streams}"
+
+
+def subscribe(symbols: Sequence[str]) -> list[str]:
+    """Nothing to send: the combined-stream URL subscribes."""
+    return []
+
+
+def _load(frame: str) -> Any:
+    try:
+        return orjson.loads(frame)
+    except orjson.JSONDecodeError as exc:
+        raise FrameError(f"binance: not JSON ({exc})") from None
+
+
+def classify(frame: str) -> Frame:
+    try:
+        msg = _load(frame)
+    except FrameError:
+        return Frame(FrameKind.MALFORMED, NAME)
+    if not isinstance(msg, dict):
+        return Frame(FrameKind.MALFORMED, NAME)
+    stream = msg.get("stream")
+    if isinstance(stream, str):
+        if stream == "!serverShutdown":
+            return Frame(FrameKind.RECONNECT, stream)
+        return Frame(FrameKind.DATA, stream)
+    if msg.get("e") == "serverShutdown":
+        return Frame(FrameKind.RECONNECT, NAME)
+    if "result" in msg and "id" in msg:
+        return Frame(FrameKind.CONTROL, NAME)
+    if "code" in msg and "msg" in msg:
+        return Frame(FrameKind.ERROR, NAME)
+    if isinstance(msg.get("e"), str) and isinstance(msg.get("s"), str):
+        return Frame(FrameKind.DATA, msg["s"].lower())
+    return Frame(FrameKind.MALFORMED, NAME)
+
+
+def _event(data: dict[str, Any], received_at: datetime) -> Quote | None:
+    event = data.get("e")
+    symbol = data.get("s")
+    if not isinstance(symbol, str):
+        raise FrameError(f"binance: {event} event without symbol")
+    market = MARKETS.get(symbol)
+    if market is None:
+        raise UnknownSymbol(f"binance: unknown symbol {symbol!r}")
+    if event == "trade":
+        value = price(data.get("p"), "binance trade p")
+        ts = millis(data.get("T"), "binance trade T")
+        ident = f"{NAME}:{symbol}:t{_int(data.get('t'), 'trade t')}"
+    elif event == "aggTrade":
+        value = price(data.get("p"), "binance aggTrade p")
+        ts = millis(data.get("T"), "binance aggTrade T")
+        ident = f"{NAME}:{symbol}:a{_int(data.get('a'), 'aggTrade a')}"
+    elif event == "24hrTicker":
+        value = price(data.get("c"), "binance ticker c")
+        ts = millis(data.get("E"), "binance ticker E")
+        ident = f"{NAME}:{symbol}:t{_int(data.get('L'), 'ticker L')}"
+    elif event == "24hrMiniTicker":
+        value = price(data.get("c"), "binance miniTicker c")
+        ts = millis(data.get("E"), "binance miniTicker E")
+        ident = quote_id(NAME, symbol, ts, value)
+    else:
+        return None
+    return Quote(
+        venue=NAME, direction=market, value=value, ts=ts, received_at=received_at, id=ident
+    )
+
+
+def _int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FrameError(f"binance {what}: expected an integer, got {value!r}")
+    return value
+
+
+def parse(frame: str, received_at: datetime) -> list[Quote]:
+    """Quotes carried by one frame; [] for acks and notices; FrameError when malformed."""
+    msg = _load(frame)
+    if not isinstance(msg, dict):
+        raise FrameError("binance: expected a JSON object")
+    if "stream" in msg:
+        data = msg.get("data")
+    elif "result" in msg or "code" in msg:
+        return []
+    else:
+        data = msg
+    items = data if isinstance(data, list) else [data]
+    quotes: list[Quote] = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise FrameError("binance: event is not an object")
+        if item.get("e") == "serverShutdown":
+            continue
+        quote = _event(item, received_at)
+        if quote is not None:
+            quotes.append(quote)
+    return quotes
+
+
+VENUE = WebsocketVenue(
+    name=NAME,
+    url_setting="binance_ws_url",
+    markets=MARKETS,
+    connect_url=connect_url,
+    subscribe=subscribe,
+    classify=classify,
+    parse=parse,
+    heartbeat=None,  # server pings; the websocket library answers with the same payload
+    silence_limit_s=3.0,
+    max_lifetime_s=24 * 3600.0,
+    max_messages_per_s=5.0,
+)

@@ -1,0 +1,2 @@
+DROP TABLE switches;
+DROP TABLE quotes;

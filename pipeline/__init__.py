@@ -1,0 +1,1 @@
+"""The Faust pipeline: normalization, the failover-aware latest-rate table, history."""

@@ -1,0 +1,1 @@
+"""The `rates` command: entry points of every process, the supervisor, embedded components."""

@@ -1,0 +1,262 @@
+"""The ``rates`` command: one entry point per process, each loading its settings once."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import start_http_server
+
+from rates import logs
+from rates.kafka import ensure_topics, wait_for_broker
+from schemas.errors import ConfigError, RatesError
+from schemas.settings import CommonSettings, load
+
+# Stage packages are imported inside their subcommand, so that each process loads only its
+# own stage (the API never imports Faust, the connector never imports FastAPI).
+
+log = logging.getLogger("rates")
+
+
+def _serve_metrics(port: int, setting: str) -> None:
+    if not port:
+        return
+    try:
+        start_http_server(port, addr="127.0.0.1")
+    except OSError as exc:
+        raise ConfigError(
+            f"{setting}={port}: cannot serve metrics on 127.0.0.1:{port} ({exc.strerror}); "
+            f"choose another {setting}, or 0 to turn metrics off"
+        ) from None
+
+
+def _run(main: Coroutine[Any, Any, None]) -> int:
+    """Run a coroutine until it ends or SIGINT/SIGTERM cancels it (a clean stop: exit 0)."""
+
+    async def wrapper() -> int:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await main
+        except asyncio.CancelledError:
+            log.info("stopped")
+        return 0
+
+    return asyncio.run(wrapper())
+
+
+async def _broker_ready(
+    bootstrap: str, timeout_s: float, topics: Sequence[str], partitions: int
+) -> None:
+    await wait_for_broker(bootstrap, timeout_s)
+    await ensure_topics(bootstrap, topics, partitions)
+
+
+# -- subcommands --------------------------------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from rates import stack
+    from rates.settings import StackSettings
+
+    settings = load(StackSettings)
+    logs.configure(settings.log_level)
+    return asyncio.run(stack.up(settings, args.source))
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    from connectors import registry, service
+    from connectors.settings import ConnectorSettings
+
+    settings = load(ConnectorSettings)
+    names = list(dict.fromkeys(args.venues)) or list(settings.rates_venues)
+    for name in names:
+        registry.get(name)
+    logs.configure(settings.log_level)
+    _serve_metrics(settings.connector_metrics_port, "CONNECTOR_METRICS_PORT")
+
+    async def main() -> None:
+        await _broker_ready(
+            settings.bootstrap,
+            settings.kafka_connect_timeout_s,
+            settings.topics.all(names),
+            settings.rates_partitions,
+        )
+        await service.run(settings, names)
+
+    return _run(main())
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from pipeline import worker
+    from pipeline.settings import WorkerSettings
+
+    settings = load(WorkerSettings)
+    logs.configure(settings.log_level)
+    asyncio.run(
+        _broker_ready(
+            settings.bootstrap,
+            settings.kafka_connect_timeout_s,
+            settings.topics.all(settings.rates_venues),
+            settings.rates_partitions,
+        )
+    )
+    _serve_metrics(settings.worker_metrics_port, "WORKER_METRICS_PORT")
+    # Faust runs its own event loop; give it a fresh one after asyncio.run closed ours.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    worker.run(settings)
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from api import server
+    from api.settings import ApiSettings
+
+    settings = load(ApiSettings)
+    logs.configure(settings.log_level)
+    sock = server.bind(settings.api_host, settings.api_port)
+    asyncio.run(wait_for_broker(settings.bootstrap, settings.kafka_connect_timeout_s))
+    log.info("API on http://%s:%d", settings.api_host, settings.api_port)
+    server.serve(settings, sock)
+    return 0
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from connectors.simulator.server import Simulator
+
+    logs.configure(args.log_level)
+    try:
+        sim = Simulator(
+            args.venues or None,
+            seed=args.seed,
+            tick_interval_s=args.tick_interval,
+            ping_interval_s=args.ping_interval,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+    async def main() -> None:
+        try:
+            await sim.start(args.base_port)
+        except OSError as exc:
+            raise ConfigError(f"--base-port {args.base_port}: {exc.strerror}") from None
+        try:
+            for name, value in sim.env.items():
+                print(f"{name}={value}", flush=True)
+            print(f"# control API: {sim.control_url}/_sim/state", flush=True)
+            if args.ports_file:
+                _write_atomically(
+                    Path(args.ports_file), json.dumps({"env": sim.env, "control": sim.control_url})
+                )
+            await asyncio.Event().wait()
+        finally:
+            await sim.stop()
+
+    return _run(main())
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from rates import migrate
+
+    settings = load(CommonSettings)
+    logs.configure(settings.log_level)
+    applied = migrate.apply(settings.database, timeout_s=args.wait)
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rates",
+        description="Live crypto exchange rates: venues -> Kafka -> Faust -> HTTP API.",
+        epilog="Settings come from the environment and .env (see .env.example).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run the whole pipeline as one supervised process tree")
+    up.add_argument(
+        "--source",
+        choices=("live", "simulator"),
+        default="live",
+        help="live: the venues at their configured URLs (default); "
+        "simulator: start the local venue simulator and connect to it",
+    )
+    up.set_defaults(handler=cmd_up)
+
+    connect = sub.add_parser("connect", help="connect to venues, publish their frames to Kafka")
+    connect.add_argument("venues", nargs="*", metavar="VENUE", help="default: RATES_VENUES")
+    connect.set_defaults(handler=cmd_connect)
+
+    sub.add_parser(
+        "worker", help="run the Faust worker (normalize, latest-rate table)"
+    ).set_defaults(handler=cmd_worker)
+    sub.add_parser("api", help="serve the HTTP API").set_defaults(handler=cmd_api)
+
+    simulate = sub.add_parser("simulate", help="serve every venue's protocol on 127.0.0.1")
+    simulate.add_argument("--venues", nargs="*", metavar="VENUE", help="default: all")
+    simulate.add_argument(
+        "--base-port", type=int, default=0, help="first port (venues, then control); 0: free ports"
+    )
+    simulate.add_argument("--ports-file", help="write the URLs as JSON here once listening")
+    simulate.add_argument("--tick-interval", type=float, default=0.25, help="seconds per tick")
+    simulate.add_argument("--ping-interval", type=float, default=20.0, help="server ping seconds")
+    simulate.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    simulate.add_argument(
+        "--log-level", default="INFO", choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+    )
+    simulate.set_defaults(handler=cmd_simulate)
+
+    migrate = sub.add_parser("migrate", help="apply the database migrations (DATABASE_URL)")
+    migrate.add_argument(
+        "--wait", type=float, default=0.0, help="seconds to wait for PostgreSQL to answer"
+    )
+    migrate.set_defaults(handler=cmd_migrate)
+    return parser
+
+
+def _first_rates_error(exc: BaseException) -> BaseException | None:
+
+    if isinstance(exc, RatesError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _first_rates_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        return 130
+    except (Exception, BaseExceptionGroup) as exc:
+        error = _first_rates_error(exc)
+        if error is None:
+            raise
+        print(f"rates {args.command}: error: {error}", file=sys.stderr)
+        with contextlib.suppress(Exception):
+            logging.shutdown()
+        return 2 if isinstance(error, ConfigError) else 1

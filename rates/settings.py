@@ -1,0 +1,11 @@
+"""Settings of ``rates up``: everything its children need, checked before any starts."""
+
+from __future__ import annotations
+
+from api.settings import ApiSettings
+from connectors.settings import ConnectorSettings
+from pipeline.settings import WorkerSettings
+
+
+class StackSettings(ConnectorSettings, WorkerSettings, ApiSettings):
+    """Every setting of every process of the stack."""

@@ -1,0 +1,208 @@
+"""``rates up``: the whole pipeline as one supervised process tree."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal
+
+from rates import embedded, migrate
+from rates.kafka import ensure_topics, wait_for_broker
+from rates.settings import StackSettings
+from rates.supervisor import ChildSpec, Supervisor
+from schemas.errors import DatabaseUnavailable, RatesError
+
+log = logging.getLogger(__name__)
+
+Source = Literal["live", "simulator"]
+
+RATES = (sys.executable, "-m", "rates")
+
+
+def _check_ports(settings: StackSettings) -> None:
+    embedded.check_port_free(settings.api_host, settings.api_port, "API_PORT")
+    for port, name in (
+        (settings.connector_metrics_port, "CONNECTOR_METRICS_PORT"),
+        (settings.worker_metrics_port, "WORKER_METRICS_PORT"),
+    ):
+        if port:
+            embedded.check_port_free("127.0.0.1", port, name)
+
+
+async def _poll(check: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await asyncio.to_thread(check):
+        if time.monotonic() > deadline:
+            raise RatesError(f"{what} not ready within {timeout_s:g} s")
+        await asyncio.sleep(0.2)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+async def _broker(sup: Supervisor, settings: StackSettings, env: dict[str, str]) -> str:
+    topics = settings.topics.all(settings.rates_venues)
+    if settings.kafka_bootstrap_servers:
+        bootstrap = settings.kafka_bootstrap_servers
+        await wait_for_broker(bootstrap, settings.kafka_connect_timeout_s)
+        await ensure_topics(bootstrap, topics, settings.rates_partitions)
+        return bootstrap
+    port = embedded.free_port()
+    bootstrap = f"127.0.0.1:{port}"
+
+    async def ready() -> None:
+        # Also after a restart: Tansu keeps nothing, so the topics are created again.
+        await wait_for_broker(bootstrap, 20.0)
+        await ensure_topics(bootstrap, topics, settings.rates_partitions)
+
+    log.info("starting the embedded broker (Tansu, memory only) on %s", bootstrap)
+    await sup.start(
+        ChildSpec("kafka", tuple(embedded.tansu_argv(port)), env=env, ready=ready, grace_s=5.0)
+    )
+    env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+    return bootstrap
+
+
+async def _database(sup: Supervisor, settings: StackSettings, env: dict[str, str]) -> None:
+    if settings.database_url:
+        try:
+            await asyncio.to_thread(migrate.apply, settings.database_url, 5.0)
+        except DatabaseUnavailable as exc:
+            log.warning("%s; history is not written until it is reachable", exc)
+        return
+    pgdata = settings.rates_state_dir.resolve() / "postgres"
+    user = await asyncio.to_thread(embedded.prepare_pgdata, pgdata)
+    port = embedded.free_port()
+    url = embedded.postgres_url(port)
+
+    async def ready() -> None:
+        await asyncio.to_thread(embedded.wait_postgres, url, 30.0)
+        await asyncio.to_thread(migrate.apply, url)
+
+    log.info("starting the embedded PostgreSQL (data in %s) on 127.0.0.1:%d", pgdata, port)
+    await sup.start(
+        ChildSpec(
+            "postgres",
+            tuple(embedded.postgres_argv(pgdata, port)),
+            env=env,
+            user=user,
+            stop_signal=signal.SIGINT,
+            ready=ready,
+        )
+    )
+    env["DATABASE_URL"] = url
+
+
+async def _simulator(sup: Supervisor, settings: StackSettings, env: dict[str, str]) -> None:
+    ports_file = settings.rates_state_dir.resolve() / "simulator.json"
+    ports_file.unlink(missing_ok=True)
+
+    async def ready() -> None:
+        await _poll(ports_file.exists, "simulator", 30.0)
+
+    await sup.start(
+        ChildSpec(
+            "simulator",
+            (*RATES, "simulate", "--ports-file", str(ports_file)),
+            env=env,
+            ready=ready,
+            grace_s=5.0,
+        )
+    )
+    found = json.loads(ports_file.read_text())
+    env.update(found["env"])
+    log.info("venue simulator control API at %s", found["control"])
+
+
+async def up(settings: StackSettings, source: Source) -> int:
+    """Run the stack until Ctrl-C / SIGTERM (0) or until a child keeps failing (1)."""
+    _check_ports(settings)
+    state_dir = settings.rates_state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["RATES_STATE_DIR"] = str(state_dir)
+    sup = Supervisor()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, sup.request_stop)
+    try:
+        await _run_step(sup, _broker(sup, settings, env))
+        await _run_step(sup, _database(sup, settings, env))
+        if source == "simulator":
+            await _run_step(sup, _simulator(sup, settings, env))
+        kafka_deps = ("kafka",) if "kafka" in sup.children else ()
+        await _run_step(
+            sup,
+            sup.start(
+                ChildSpec(
+                    "connect",
+                    (*RATES, "connect", *settings.rates_venues),
+                    env=env,
+                    depends_on=kafka_deps,
+                    grace_s=5.0,
+                )
+            ),
+        )
+        await _run_step(
+            sup,
+            sup.start(ChildSpec("worker", (*RATES, "worker"), env=env, depends_on=kafka_deps)),
+        )
+        base = f"http://{settings.api_host}:{settings.api_port}"
+
+        async def api_ready() -> None:
+            await _poll(lambda: _http_ok(f"{base}/healthz"), "API", 60.0)
+
+        await _run_step(
+            sup,
+            sup.start(
+                ChildSpec(
+                    "api",
+                    (*RATES, "api"),
+                    env=env,
+                    depends_on=kafka_deps,
+                    ready=api_ready,
+                    grace_s=5.0,
+                )
+            ),
+        )
+    except _Stopped:
+        await sup.stop_all()
+        return 0
+    except (RatesError, OSError):
+        await sup.stop_all()
+        raise
+    log.info("serving %s/api/v1/courses  (Ctrl-C stops everything)", base)
+    code = await sup.run()
+    if sup.failure:
+        raise RatesError(sup.failure)
+    return code
+
+
+class _Stopped(Exception):
+    """Ctrl-C arrived while the stack was starting."""
+
+
+async def _run_step(sup: Supervisor, step: Coroutine[Any, Any, Any]) -> None:
+    """Run one start-up step, abandoning it if a stop is requested meanwhile."""
+    task = asyncio.ensure_future(step)
+    stop = asyncio.ensure_future(sup.stop_requested())
+    try:
+        done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if task not in done:
+        task.cancel()
+        raise _Stopped
+    task.result()

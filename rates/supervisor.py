@@ -1,0 +1,272 @@
+"""The process tree of ``rates up``: start children in order, restart the ones that die, stop all.
+
+Children run in their own sessions, so Ctrl-C reaches only the supervisor, which then stops
+them in reverse start order (the signal each one wants, SIGKILL after its grace period).
+Each child also gets a parent-death signal, so none outlives a supervisor that was killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from connectors.supervisor import Backoff
+from schemas.errors import RatesError
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _die_with_parent(sig: int) -> Callable[[], None]:
+    parent = os.getpid()
+
+    def preexec() -> None:  # runs in the child between fork and exec
+        if _LIBC is not None:
+            _LIBC.prctl(_PR_SET_PDEATHSIG, sig)
+        if os.getppid() != parent:  # the supervisor died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+class StartError(RatesError):
+    """A child exited, or did not become ready in time, while starting."""
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """How to run one child of the tree."""
+
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str] | None = None
+    user: str | None = None
+    stop_signal: int = signal.SIGTERM
+    grace_s: float = 10.0
+    #: Children restarted whenever one of these is restarted (e.g. everything on the broker).
+    depends_on: tuple[str, ...] = ()
+    #: Awaited after every (re)start; the child counts as started when it returns.
+    ready: Callable[[], Coroutine[Any, Any, None]] | None = None
+    ready_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    max_restarts: int = 5
+    window_s: float = 60.0
+    backoff: Backoff = field(default_factory=lambda: Backoff(base_s=0.5, cap_s=10.0))
+
+
+@dataclass(eq=False)
+class _Child:
+    spec: ChildSpec
+    proc: asyncio.subprocess.Process | None = None
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+    restarts: deque[float] = field(default_factory=deque)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stopping: bool = False
+
+
+class Supervisor:
+    """Starts, watches, restarts and stops the children of one tree."""
+
+    def __init__(self, out: TextIO = sys.stderr, policy: RestartPolicy | None = None) -> None:
+        self.out = out
+        self.policy = policy or RestartPolicy()
+        self.children: dict[str, _Child] = {}
+        self.failure: str | None = None
+        self._stop = asyncio.Event()
+        self._exits: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self._stop_requests = 0
+
+    # -- starting -------------------------------------------------------------------------
+
+    async def start(self, spec: ChildSpec) -> None:
+        """Start a child and wait until it is ready; StartError if it dies first."""
+        child = _Child(spec)
+        self.children[spec.name] = child
+        await self._spawn(child)
+
+    async def _spawn(self, child: _Child) -> None:
+        spec = child.spec
+        child.stopping = False
+        proc = await asyncio.create_subprocess_exec(
+            *spec.argv,
+            env=dict(spec.env) if spec.env is not None else None,
+            user=spec.user,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(spec.stop_signal),
+        )
+        child.proc = proc
+        pump = asyncio.create_task(self._pump(child, proc), name=f"{spec.name}-output")
+        child.tasks = [pump, asyncio.create_task(self._watch(child, proc, pump))]
+        if spec.ready is None:
+            return
+        ready = asyncio.create_task(spec.ready())
+        exited = asyncio.create_task(proc.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {ready, exited}, timeout=spec.ready_timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in (ready, exited):
+                task.cancel()
+        if ready in done and ready.exception() is None:
+            return
+        if exited in done:
+            await asyncio.sleep(0.1)  # let the pump catch the last lines
+            why = f"exited with code {proc.returncode}"
+        elif ready in done:
+            why = f"failed its readiness check: {ready.exception()}"
+        else:
+            why = f"was not ready within {spec.ready_timeout_s:g} s"
+        await self._stop_child(child)
+        raise StartError(f"{spec.name} {why}{self._tail(child)}")
+
+    async def _pump(self, child: _Child, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        prefix = f"{child.spec.name:<9}| "
+        async for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip()
+            child.tail.append(line)
+            self.out.write(prefix + line + "\n")
+            self.out.flush()
+
+    async def _watch(
+        self, child: _Child, proc: asyncio.subprocess.Process, pump: asyncio.Task[None]
+    ) -> None:
+        code = await proc.wait()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(pump, 2.0)
+        if not child.stopping and child.proc is proc:
+            self._exits.put_nowait((child.spec.name, code))
+
+    @staticmethod
+    def _tail(child: _Child, lines: int = 8) -> str:
+        tail = list(child.tail)[-lines:]
+        return "" if not tail else "; last output:\n    " + "\n    ".join(tail)
+
+    # -- running --------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """First call: stop cleanly. Second call: kill every child now."""
+        self._stop_requests += 1
+        if self._stop_requests == 1:
+            log.info("stopping (again to kill at once)")
+            self._stop.set()
+        else:
+            for child in self.children.values():
+                if child.proc is not None and child.proc.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        child.proc.kill()
+
+    async def stop_requested(self) -> None:
+        """Return once a stop was requested."""
+        await self._stop.wait()
+
+    async def run(self) -> int:
+        """Watch the tree until asked to stop or a child keeps failing; then stop everything."""
+        stop = asyncio.create_task(self._stop.wait())
+        try:
+            while not self._stop.is_set():
+                exit_ = asyncio.create_task(self._exits.get())
+                done, _ = await asyncio.wait({stop, exit_}, return_when=asyncio.FIRST_COMPLETED)
+                if exit_ not in done:
+                    exit_.cancel()
+                    break
+                name, code = exit_.result()
+                if not await self._restart(name, code):
+                    break
+        finally:
+            stop.cancel()
+            await self.stop_all()
+        return 1 if self.failure else 0
+
+    def _dependents(self, name: str) -> list[_Child]:
+        found: list[_Child] = []
+        names = {name}
+        for child in self.children.values():  # start order: dependencies come first
+            if names & set(child.spec.depends_on):
+                found.append(child)
+                names.add(child.spec.name)
+        return found
+
+    async def _restart(self, name: str, code: int) -> bool:
+        """Restart a child that died (and what depends on it); False to stop the tree."""
+        child = self.children[name]
+        now = time.monotonic()
+        child.restarts.append(now)
+        while child.restarts and now - child.restarts[0] > self.policy.window_s:
+            child.restarts.popleft()
+        count = len(child.restarts)
+        if count > self.policy.max_restarts:
+            self.failure = (
+                f"{name} exited {count} times within {self.policy.window_s:g} s; "
+                f"stopping everything{self._tail(child)}"
+            )
+            log.error(self.failure)
+            return False
+        delay = self.policy.backoff.delay(count)
+        log.error(
+            "%s exited with code %d; restarting it in %.1f s%s",
+            name,
+            code,
+            delay,
+            self._tail(child),
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), delay)
+            return False
+        dependents = self._dependents(name)
+        for dependent in reversed(dependents):
+            await self._stop_child(dependent)
+        try:
+            await self._spawn(child)
+            for dependent in dependents:
+                log.info("restarting %s (it depends on %s)", dependent.spec.name, name)
+                await self._spawn(dependent)
+        except StartError as exc:
+            log.error("%s", exc)
+            self._exits.put_nowait((name, -1))
+        return True
+
+    # -- stopping -------------------------------------------------------------------------
+
+    async def _stop_child(self, child: _Child) -> None:
+        child.stopping = True
+        proc = child.proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(child.spec.stop_signal)
+            try:
+                await asyncio.wait_for(proc.wait(), child.spec.grace_s)
+            except TimeoutError:
+                log.warning(
+                    "%s did not stop within %g s; killing it", child.spec.name, child.spec.grace_s
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        for task in child.tasks:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(task, 2.0)
+
+    async def stop_all(self) -> None:
+        """Stop every child, last started first."""
+        for child in reversed(list(self.children.values())):
+            await self._stop_child(child)

@@ -1,0 +1,1 @@
+"""Topic names, typed records and errors shared by every stage of the pipeline."""

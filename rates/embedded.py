@@ -109,6 +109,25 @@ def _run_user() -> str | None:
     return PG_USER
 
 
+@dataclass(frozen=True)
+class RunAs:
+    """subprocess credentials: a user with that user's group only (or, all None, ourselves).
+
+    Setting the user alone would keep root's groups, and a root-group directory without
+    group permissions would then refuse the child even where "others" may enter.
+    """
+
+    user: str | None = None
+    group: int | None = None
+    extra_groups: list[int] | None = None
+
+
+def run_as(user: str | None) -> RunAs:
+    if user is None:
+        return RunAs()
+    return RunAs(user, pwd.getpwnam(user).pw_gid, [])
+
+
 def _let_user_traverse(path: Path) -> None:
     """Give others search (x) permission on every ancestor, so the run user can reach path."""
     for parent in [path, *path.parents]:
@@ -137,7 +156,8 @@ def prepare_pgdata(pgdata: Path) -> str | None:
                 "is another `rates up` running?"
             )
     if not (pgdata / "PG_VERSION").exists():
-        subprocess.run(
+        creds = run_as(user)
+        result = subprocess.run(
             [
                 str(postgres_bin() / "initdb"),
                 "-D",
@@ -148,10 +168,15 @@ def prepare_pgdata(pgdata: Path) -> str | None:
                 "-E",
                 "utf8",
             ],
-            user=user,
-            check=True,
+            check=False,
             capture_output=True,
+            text=True,
+            user=creds.user,
+            group=creds.group,
+            extra_groups=creds.extra_groups,
         )
+        if result.returncode != 0:
+            raise RatesError(f"initdb failed for {pgdata}: {result.stderr.strip()}")
     return user
 
 
@@ -220,11 +245,23 @@ def _wait_listening(proc: Process, what: str, port: int, timeout_s: float) -> No
     raise RatesError(f"{what} did not listen on 127.0.0.1:{port} within {timeout_s:g} s")
 
 
+def _popen(argv: list[str], log: Path | None, user: str | None = None) -> subprocess.Popen[bytes]:
+    creds = run_as(user)
+    with open(log or os.devnull, "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            user=creds.user,
+            group=creds.group,
+            extra_groups=creds.extra_groups,
+        )
+
+
 def start_tansu(port: int | None = None, log: Path | None = None) -> Process:
     """Start Tansu on a loopback port; returns once the port accepts connections."""
     port = port or free_port()
-    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
-    popen = subprocess.Popen(tansu_argv(port), stdout=out, stderr=subprocess.STDOUT)
+    popen = _popen(tansu_argv(port), log)
     proc = Process(popen, f"127.0.0.1:{port}")
     _wait_listening(proc, "tansu", port, 10.0)
     return proc
@@ -234,10 +271,7 @@ def start_postgres(pgdata: Path, port: int | None = None, log: Path | None = Non
     """Start PostgreSQL (initdb first if needed); returns once it accepts TCP connections."""
     user = prepare_pgdata(pgdata)
     port = port or free_port()
-    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
-    popen = subprocess.Popen(
-        postgres_argv(pgdata, port), stdout=out, stderr=subprocess.STDOUT, user=user
-    )
+    popen = _popen(postgres_argv(pgdata, port), log, user=user)
     # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for clients to leave.
     proc = Process(popen, postgres_url(port), stop_signal=signal.SIGINT)
     _wait_listening(proc, "postgres", port, 20.0)

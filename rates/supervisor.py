@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from connectors.supervisor import Backoff
+from rates.embedded import run_as
 from schemas.errors import RatesError
 
 log = logging.getLogger(__name__)
@@ -102,10 +103,13 @@ class Supervisor:
     async def _spawn(self, child: _Child) -> None:
         spec = child.spec
         child.stopping = False
+        creds = run_as(spec.user)
         proc = await asyncio.create_subprocess_exec(
             *spec.argv,
             env=dict(spec.env) if spec.env is not None else None,
-            user=spec.user,
+            user=creds.user,
+            group=creds.group,
+            extra_groups=creds.extra_groups,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

@@ -53,12 +53,21 @@ class Faults:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+@dataclass
+class Subscription:
+    """What one client asked for: venue streams or symbols, and the framing it chose."""
+
+    streams: set[str] = field(default_factory=set)
+    #: Binance: frames wrapped as {"stream", "data"} (/stream) rather than bare (/ws).
+    combined: bool = False
+
+
 @dataclass(eq=False)
 class Client:
     """One websocket connection to a simulated venue."""
 
     ws: web.WebSocketResponse
-    symbols: set[str] = field(default_factory=set)
+    sub: Subscription = field(default_factory=Subscription)
     last_pong: float = field(default_factory=time.monotonic)
     sent: int = 0
 
@@ -99,8 +108,12 @@ class SimVenue:
         """Settings that point this venue's connector at the simulator."""
         raise NotImplementedError
 
-    def data_frames_for(self, client: Client, now_ms: int) -> list[str]:
-        """Frames to send to this client on a tick."""
+    def data_frames_for(self, sub: Subscription, now_ms: int) -> list[str]:
+        """Frames to send on a tick to a client subscribed to ``sub`` (pure: tests call it)."""
+        raise NotImplementedError
+
+    def subscribe_all(self) -> Subscription:
+        """The subscription of a client that asked for every market (tests use it)."""
         raise NotImplementedError
 
     def malformed_frame(self) -> str:
@@ -128,13 +141,13 @@ class SimVenue:
         price = self.market.price(market)
         return price if not self.offset else price * (1 + self.offset)
 
-    async def accept(self, request: web.Request, symbols: set[str]) -> web.StreamResponse:
+    async def accept(self, request: web.Request, sub: Subscription) -> web.StreamResponse:
         """Upgrade to a websocket (unless refusing) and serve the client until it leaves."""
         if self.faults.refuse:
             return web.Response(status=503, text=f"{self.name}: refusing (simulated fault)")
         ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20)
         await ws.prepare(request)
-        client = Client(ws=ws, symbols=symbols)
+        client = Client(ws=ws, sub=sub)
         self.clients.add(client)
         self.connections += 1
         pinger = asyncio.create_task(self._keepalive(client))
@@ -173,7 +186,7 @@ class SimVenue:
         if self.faults.silent:
             return
         for client in list(self.clients):
-            for text in self.data_frames_for(client, now_ms):
+            for text in self.data_frames_for(client.sub, now_ms):
                 self.data_frames += 1
                 every = self.faults.malformed_every
                 if every and self.data_frames % every == 0:

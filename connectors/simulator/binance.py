@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from connectors.simulator.base import Client, SimVenue
+from connectors.simulator.base import Client, SimVenue, Subscription
 from connectors.venues import binance
 
 UNKNOWN_SYMBOL = "NOPEUSDT"
@@ -56,20 +56,13 @@ class BinanceSim(SimVenue):
 
     async def _combined(self, request: web.Request) -> web.StreamResponse:
         streams = _streams(request.query.get("streams", ""))
-        return await self.accept(request, {f"combined:{s}" for s in streams} | {"combined"})
+        return await self.accept(request, Subscription(streams, combined=True))
 
     async def _raw(self, request: web.Request) -> web.StreamResponse:
         streams = _streams(request.match_info.get("streams", ""))
-        return await self.accept(request, streams)
+        return await self.accept(request, Subscription(streams, combined=False))
 
     # -- frames ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _combined_client(client: Client) -> bool:
-        return "combined" in client.symbols
-
-    def _streams_of(self, client: Client) -> list[str]:
-        return sorted(s.removeprefix("combined:") for s in client.symbols if s != "combined")
 
     def _trade(self, symbol: str, value: Decimal, now_ms: int) -> dict[str, Any]:
         qty = Decimal(self._rng.randint(1, 500_000)) / Decimal(100_000)
@@ -85,23 +78,27 @@ class BinanceSim(SimVenue):
             "M": True,
         }
 
-    def _wrap(self, client: Client, stream: str, data: dict[str, Any]) -> str:
-        if self._combined_client(client):
+    def subscribe_all(self) -> Subscription:
+        return Subscription({f"{s.lower()}@trade" for s in binance.MARKETS}, combined=True)
+
+    @staticmethod
+    def _wrap(sub: Subscription, stream: str, data: dict[str, Any]) -> str:
+        if sub.combined:
             return orjson.dumps({"stream": stream, "data": data}).decode()
         return orjson.dumps(data).decode()
 
-    def data_frames_for(self, client: Client, now_ms: int) -> list[str]:
+    def data_frames_for(self, sub: Subscription, now_ms: int) -> list[str]:
         frames = []
-        for stream in self._streams_of(client):
+        for stream in sorted(sub.streams):
             symbol, _, kind = stream.partition("@")
             market = binance.MARKETS.get(symbol.upper())
             if kind != "trade" or market is None:
                 continue  # Binance accepts unknown streams and then sends nothing
             trade = self._trade(symbol.upper(), self.venue_price(market), now_ms)
-            frames.append(self._wrap(client, stream, trade))
+            frames.append(self._wrap(sub, stream, trade))
         if self.faults.unknown_symbols:
             trade = self._trade(UNKNOWN_SYMBOL, Decimal("1.2345"), now_ms)
-            frames.append(self._wrap(client, f"{UNKNOWN_SYMBOL.lower()}@trade", trade))
+            frames.append(self._wrap(sub, f"{UNKNOWN_SYMBOL.lower()}@trade", trade))
         return frames
 
     async def on_text(self, client: Client, text: str) -> None:
@@ -114,16 +111,15 @@ class BinanceSim(SimVenue):
             await client.send(orjson.dumps(_ERRORS["json"]).decode())
             return
         method, ident = msg.get("method"), msg.get("id")
-        params = msg.get("params") or []
-        prefix = "combined:" if self._combined_client(client) else ""
+        params = [p for p in msg.get("params") or [] if isinstance(p, str)]
         if method == "SUBSCRIBE":
-            client.symbols.update(f"{prefix}{p}" for p in params if isinstance(p, str))
+            client.sub.streams.update(params)
             reply: dict[str, Any] = {"result": None, "id": ident}
         elif method == "UNSUBSCRIBE":
-            client.symbols.difference_update(f"{prefix}{p}" for p in params)
+            client.sub.streams.difference_update(params)
             reply = {"result": None, "id": ident}
         elif method == "LIST_SUBSCRIPTIONS":
-            reply = {"result": self._streams_of(client), "id": ident}
+            reply = {"result": sorted(client.sub.streams), "id": ident}
         else:
             reply = {**_ERRORS["method"], "id": ident}
         await client.send(orjson.dumps(reply).decode())
@@ -132,7 +128,7 @@ class BinanceSim(SimVenue):
         if name == "shutdown":
             for client in list(self.clients):
                 event = {"e": "serverShutdown", "E": self._now_ms()}
-                await client.send(self._wrap(client, "!serverShutdown", event))
+                await client.send(self._wrap(client.sub, "!serverShutdown", event))
             return
         await super().action(name)
 

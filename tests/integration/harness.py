@@ -1,0 +1,170 @@
+"""Helpers for integration tests: run `rates` subcommands as real processes and watch them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+#: Variables of the project that must not leak from the developer's shell into a test.
+_OWN_PREFIXES = (
+    "RATES_",
+    "KAFKA_",
+    "API_",
+    "BINANCE_",
+    "DATABASE_",
+    "LOG_",
+    "CONNECTOR_",
+    "WORKER_",
+)
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
+    env.update(
+        {
+            "CONNECTOR_METRICS_PORT": "0",
+            "WORKER_METRICS_PORT": "0",
+            "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+def unique_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+def wait_until(
+    check: Callable[[], T | None], timeout_s: float, what: str, every_s: float = 0.1
+) -> T:
+    """Poll ``check`` until it returns something other than None/False; fail after timeout."""
+    deadline = time.monotonic() + timeout_s
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
+            last = exc
+            result = None
+        if result is not None and result is not False:
+            return result
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what} (last error: {last})")
+
+
+@dataclass
+class Proc:
+    """A `rates` subcommand running as its own process, its output in a log file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_for(self, text: str, timeout_s: float) -> str:
+        def found() -> str | None:
+            if self.popen.poll() is not None and text not in self.output():
+                raise AssertionError(
+                    f"{self.name} exited ({self.popen.returncode}) before logging {text!r}:\n"
+                    + self.output()[-3000:]
+                )
+            out = self.output()
+            return out if text in out else None
+
+        return wait_until(found, timeout_s, f"{self.name} to log {text!r}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        return self.popen.returncode
+
+
+@dataclass
+class Procs:
+    """Every process one test started; all stopped at teardown, logs shown on failure."""
+
+    directory: Path
+    started: list[Proc] = field(default_factory=list)
+
+    def start(self, name: str, args: list[str], env: Mapping[str, str]) -> Proc:
+        log = self.directory / f"{name}.log"
+        with open(log, "ab") as out:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "rates", *args],
+                env=dict(env),
+                cwd=self.directory,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        proc = Proc(name, popen, log)
+        self.started.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.started):
+            proc.stop()
+
+    def dump(self) -> str:
+        return "\n".join(f"===== {p.name} =====\n{p.output()[-4000:]}" for p in self.started)
+
+
+@dataclass
+class SimHandle:
+    """The session's venue simulator: its connector settings and its control API."""
+
+    env: dict[str, str]
+    control: str
+
+    def _post(self, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        response = httpx.post(f"{self.control}{path}", json=body or {}, timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def pin(self, market: str, value: str) -> None:
+        self._post(f"/_sim/price/{market}", {"value": value})
+
+    def release(self, market: str) -> None:
+        httpx.delete(f"{self.control}/_sim/price/{market}", timeout=5).raise_for_status()
+
+    def faults(self, venue: str, **changes: Any) -> None:
+        self._post(f"/_sim/venues/{venue}/faults", changes)
+
+    def action(self, venue: str, name: str) -> None:
+        self._post(f"/_sim/venues/{venue}/actions/{name}")
+
+    def state(self) -> Any:
+        return httpx.get(f"{self.control}/_sim/state", timeout=5).json()
+
+
+def read_ports_file(path: Path) -> SimHandle:
+    data = json.loads(path.read_text())
+    return SimHandle(env=data["env"], control=data["control"])
+
+
+def courses(base: str, **params: Any) -> tuple[int, Any]:
+    """GET /api/v1/courses; the JSON body with numbers as Decimal (exact digits)."""
+    response = httpx.get(f"{base}/api/v1/courses", params=params, timeout=5)
+    return response.status_code, json.loads(response.text, parse_float=Decimal)

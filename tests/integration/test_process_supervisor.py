@@ -1,0 +1,96 @@
+"""The process supervisor of `rates up`, on real (tiny) child processes."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from connectors.supervisor import Backoff
+from rates.supervisor import ChildSpec, RestartPolicy, StartError, Supervisor
+
+FAST = RestartPolicy(max_restarts=3, window_s=60, backoff=Backoff(base_s=0.001, cap_s=0.002))
+
+
+def py(code: str) -> tuple[str, ...]:
+    return (sys.executable, "-c", code)
+
+
+SLEEPER = py("import time\nprint('up', flush=True)\ntime.sleep(60)")
+
+
+async def test_a_dead_child_and_its_dependents_are_restarted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    out = io.StringIO()
+    sup = Supervisor(out=out, policy=FAST)
+    counter = tmp_path / "starts"
+    code = (
+        f"import pathlib, time\np = pathlib.Path({str(counter)!r})\n"
+        "p.write_text(p.read_text() + 'x' if p.exists() else 'x')\n"
+        "time.sleep(0.3 if len(p.read_text()) == 1 else 60)"
+    )
+    await sup.start(ChildSpec("flaky", py(code)))
+    await sup.start(ChildSpec("dependent", SLEEPER, depends_on=("flaky",)))
+    first_dependent = sup.children["dependent"].proc
+    runner = asyncio.create_task(sup.run())
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if counter.read_text() == "xx" and out.getvalue().count("dependent| up") == 2:
+            break
+    assert counter.read_text() == "xx"
+    assert first_dependent is not None and first_dependent.returncode is not None
+    assert sup.children["dependent"].proc is not first_dependent
+    sup.request_stop()
+    assert await runner == 0
+    assert all(c.proc is not None and c.proc.returncode is not None for c in sup.children.values())
+    assert "flaky exited with code 0; restarting it" in caplog.text
+    assert "restarting dependent (it depends on flaky)" in caplog.text
+    assert out.getvalue().count("dependent| up") == 2
+
+
+async def test_a_child_that_keeps_dying_stops_the_tree(caplog: pytest.LogCaptureFixture) -> None:
+    sup = Supervisor(out=io.StringIO(), policy=FAST)
+    await sup.start(ChildSpec("crasher", py("import sys; print('boom'); sys.exit(3)")))
+    await sup.start(ChildSpec("bystander", SLEEPER))
+    assert await asyncio.wait_for(sup.run(), 30) == 1
+    assert sup.failure is not None
+    assert "crasher exited 4 times within 60 s; stopping everything" in sup.failure
+    assert "boom" in sup.failure
+    bystander = sup.children["bystander"].proc
+    assert bystander is not None and bystander.returncode is not None
+
+
+async def test_a_child_ignoring_sigterm_is_killed_after_its_grace() -> None:
+    sup = Supervisor(out=io.StringIO(), policy=FAST)
+    stubborn = py(
+        "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('ready', flush=True)\ntime.sleep(60)"
+    )
+    await sup.start(ChildSpec("stubborn", stubborn, grace_s=0.5))
+    await asyncio.sleep(0.5)
+    await asyncio.wait_for(sup.stop_all(), 10)
+    proc = sup.children["stubborn"].proc
+    assert proc is not None and proc.returncode == -signal.SIGKILL
+
+
+async def test_readiness_failures_are_reported_with_the_output() -> None:
+    sup = Supervisor(out=io.StringIO(), policy=FAST)
+    with pytest.raises(StartError, match=r"early exited with code 2; last output:\n    bye"):
+
+        async def never() -> None:
+            await asyncio.sleep(60)
+
+        await sup.start(ChildSpec("early", py("print('bye'); raise SystemExit(2)"), ready=never))
+    with pytest.raises(StartError, match="slow was not ready within 0.2 s"):
+
+        async def slow() -> None:
+            await asyncio.sleep(60)
+
+        await sup.start(ChildSpec("slow", SLEEPER, ready=slow, ready_timeout_s=0.2))
+    await sup.stop_all()

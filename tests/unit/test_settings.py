@@ -1,0 +1,118 @@
+"""Settings load from the environment and name the setting in every error."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.settings import ApiSettings
+from connectors.settings import ConnectorSettings
+from pipeline.settings import WorkerSettings
+from rates.settings import StackSettings
+from schemas.errors import ConfigError
+from schemas.settings import DEFAULT_DIRECTIONS, CommonSettings, load
+from schemas.topics import Topics
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.chdir(str(tmp_path))  # no .env from the checkout
+    for name in list(__import__("os").environ):
+        if name.startswith(("RATES_", "KAFKA_", "API_", "BINANCE_", "DATABASE_", "LOG_")):
+            monkeypatch.delenv(name)
+
+
+def test_defaults() -> None:
+    s = load(StackSettings)
+    assert s.kafka_bootstrap_servers is None
+    assert s.kafka_connect_timeout_s == 30
+    assert s.api_host == "127.0.0.1"
+    assert s.api_port == 8000
+    assert s.rates_directions == DEFAULT_DIRECTIONS
+    assert s.rates_venues == ("binance",)
+    assert s.rates_topic_prefix == ""
+    assert s.log_level == "INFO"
+    assert s.binance_ws_url == "wss://data-stream.binance.vision"
+
+
+def test_comma_lists_and_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RATES_DIRECTIONS", " btc-usd, ETH-usd,,BTC-USD ")
+    monkeypatch.setenv("RATES_VENUES", "binance")
+    monkeypatch.setenv("RATES_PRIORITY", "binance")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    s = load(WorkerSettings)
+    assert s.rates_directions == ("BTC-USD", "ETH-USD")
+    assert s.rates_priority == ("binance",)
+    assert s.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "cls", "expected"),
+    [
+        ("RATES_VENUES", "binance,nosuch", CommonSettings, "RATES_VENUES='binance,nosuch'"),
+        ("RATES_VENUES", "", CommonSettings, "no venue enabled"),
+        ("RATES_PRIORITY", "kraken2", WorkerSettings, "RATES_PRIORITY"),
+        ("RATES_DIRECTIONS", "BTCUSD", CommonSettings, "RATES_DIRECTIONS"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "localhost", CommonSettings, "KAFKA_BOOTSTRAP_SERVERS"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "h:99999", CommonSettings, "KAFKA_BOOTSTRAP_SERVERS"),
+        ("DATABASE_URL", "mysql://x@y/z", CommonSettings, "DATABASE_URL"),
+        ("DATABASE_URL", "postgresql://x@y:port/z", CommonSettings, "DATABASE_URL"),
+        ("DATABASE_URL", "postgresql://x@y:5432", CommonSettings, "names no database"),
+        ("LOG_LEVEL", "LOUD", CommonSettings, "LOG_LEVEL"),
+        ("API_PORT", "70000", ApiSettings, "API_PORT"),
+        ("RATES_TOPIC_PREFIX", "bad prefix!", CommonSettings, "RATES_TOPIC_PREFIX"),
+        ("BINANCE_WS_URL", "http://x", ConnectorSettings, "BINANCE_WS_URL"),
+        ("KAFKA_CONNECT_TIMEOUT_S", "-1", CommonSettings, "KAFKA_CONNECT_TIMEOUT_S"),
+    ],
+)
+def test_bad_settings_name_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    value: str,
+    cls: type[CommonSettings],
+    expected: str,
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load(cls)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_valid_urls_and_bootstrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "a:9092, b:9093")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rates")
+    s = load(CommonSettings)
+    assert s.bootstrap == "a:9092,b:9093"
+    assert s.database == "postgresql://postgres@127.0.0.1:5432/rates"
+
+
+def test_missing_broker_and_database_are_explained() -> None:
+    s = load(CommonSettings)
+    with pytest.raises(ConfigError, match="KAFKA_BOOTSTRAP_SERVERS is not set"):
+        _ = s.bootstrap
+    with pytest.raises(ConfigError, match="DATABASE_URL is not set"):
+        _ = s.database
+
+
+def test_dotenv_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    with open(f"{tmp_path}/.env", "w") as env:
+        env.write("API_PORT=8123\n")
+    assert load(ApiSettings).api_port == 8123
+
+
+def test_topics_follow_the_prefix() -> None:
+    topics = Topics("replay.")
+    assert topics.raw("binance") == "replay.ticks.raw.binance"
+    assert topics.normalized == "replay.rates.normalized"
+    assert topics.latest == "replay.rates.latest"
+    assert topics.venues_status == "replay.venues.status"
+    assert topics.app_id == "replay.rates-pipeline"
+    assert Topics().all(["binance"]) == [
+        "ticks.raw.binance",
+        "rates.normalized",
+        "rates.latest",
+        "venues.status",
+    ]
+    with pytest.raises(ConfigError, match="RATES_TOPIC_PREFIX"):
+        Topics("no spaces")

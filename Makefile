@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run demo test test-unit test-integration lint format bench clean
+.PHONY: help install run demo test test-unit test-integration lint format docs bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -44,7 +44,10 @@ format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: install ## measure tick-to-API latency and report it (see README)
+docs: install ## regenerate .env.example and the README configuration table from the code
+	$(BIN)/python -m rates.envdoc --write
+
+bench: install ## run the benchmarks; numbers are printed and saved in bench-results/
 	$(BIN)/python -m benchmarks
 
 clean: ## remove the virtualenv, caches and local state (.rates)

@@ -30,9 +30,18 @@ class ConnectorSettings(CommonSettings):
     connector_metrics_port: int = Field(
         default=9101, ge=0, le=65535, description="Prometheus port of the connector; 0: off"
     )
-    connector_backoff_base_s: float = Field(default=0.5, gt=0, le=60)
-    connector_backoff_cap_s: float = Field(default=30.0, gt=0, le=3600)
-    connector_buffer: int = Field(default=50_000, ge=100, le=10_000_000)
+    connector_backoff_base_s: float = Field(
+        default=0.5, gt=0, le=60, description="first reconnect delay (doubles, jittered)"
+    )
+    connector_backoff_cap_s: float = Field(
+        default=30.0, gt=0, le=3600, description="longest reconnect delay"
+    )
+    connector_buffer: int = Field(
+        default=50_000,
+        ge=100,
+        le=10_000_000,
+        description="records buffered while Kafka is away; the oldest are dropped beyond it",
+    )
 
     @field_validator("binance_ws_url")
     @classmethod

@@ -72,6 +72,7 @@ def choose(
             reason=reason,
             since=since,
             quotes=view,
+            derived_from=chosen.derived_from,
         )
     if previous is not None and previous.value is not None:
         return Latest(
@@ -84,6 +85,7 @@ def choose(
             reason="no fresh quote: last value kept",
             since=previous.since,
             quotes=view,
+            derived_from=previous.derived_from,
         )
     if quotes:
         venue = min(quotes, key=lambda v: (policy.rank(v), v))
@@ -98,6 +100,7 @@ def choose(
             reason="no fresh quote: last value kept",
             since=now,
             quotes=view,
+            derived_from=q.derived_from,
         )
     return Latest(
         direction=direction,

@@ -140,6 +140,19 @@ def _opt(fmt: Any, value: Any) -> Any:
     return None if value is None else fmt(value)
 
 
+def _legs_out(legs: tuple[Leg, ...] | None) -> list[dict[str, Any]] | None:
+    return None if legs is None else [leg.to_dict() for leg in legs]
+
+
+def _legs_in(f: _Fields) -> tuple[Leg, ...] | None:
+    if f.data.get("derived_from") is None:
+        return None
+    items = f.array("derived_from")
+    if not all(isinstance(item, Mapping) for item in items):
+        raise RecordError(f"{f.record}.derived_from: expected a list of objects")
+    return tuple(Leg.from_dict(item) for item in items)
+
+
 # -- records --------------------------------------------------------------------------------
 
 
@@ -228,7 +241,7 @@ class Quote:
             "ts": format_time(self.ts),
             "received_at": format_time(self.received_at),
             "id": self.id,
-            "derived_from": _opt(lambda legs: [leg.to_dict() for leg in legs], self.derived_from),
+            "derived_from": _legs_out(self.derived_from),
         }
 
     def to_json(self) -> bytes:
@@ -237,13 +250,6 @@ class Quote:
     @classmethod
     def from_json(cls, raw: bytes | str | Mapping[str, Any]) -> Self:
         f = _Fields("Quote", raw)
-        legs_raw = f.data.get("derived_from")
-        legs: tuple[Leg, ...] | None = None
-        if legs_raw is not None:
-            items = f.array("derived_from")
-            if not all(isinstance(item, Mapping) for item in items):
-                raise RecordError("Quote.derived_from: expected a list of objects")
-            legs = tuple(Leg.from_dict(item) for item in items)
         return cls(
             venue=f.string("venue"),
             direction=f.string("direction"),
@@ -251,7 +257,7 @@ class Quote:
             ts=f.time("ts"),
             received_at=f.time("received_at"),
             id=f.string("id"),
-            derived_from=legs,
+            derived_from=_legs_in(f),
         )
 
 
@@ -300,6 +306,8 @@ class Latest:
     reason: str
     since: datetime | None
     quotes: Mapping[str, VenueQuote] = field(default_factory=dict)
+    #: The legs of the chosen quote when it is derived (X-RUB), else None.
+    derived_from: tuple[Leg, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -313,6 +321,7 @@ class Latest:
             "reason": self.reason,
             "since": _opt(format_time, self.since),
             "quotes": {venue: q.to_dict() for venue, q in self.quotes.items()},
+            "derived_from": _legs_out(self.derived_from),
         }
 
     def to_json(self) -> bytes:
@@ -337,6 +346,7 @@ class Latest:
             reason=f.string("reason"),
             since=f.opt_time("since"),
             quotes=quotes,
+            derived_from=_legs_in(f),
         )
 
 

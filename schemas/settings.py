@@ -110,7 +110,12 @@ class CommonSettings(BaseSettings):
         default=None,
         description="host:port of the Kafka broker; unset: `rates up` starts an embedded one",
     )
-    kafka_connect_timeout_s: float = Field(default=30.0, ge=0, le=3600)
+    kafka_connect_timeout_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="seconds to retry a configured broker at start before exiting",
+    )
     kafka_fetch_max_wait_ms: int = Field(
         default=10,
         ge=1,
@@ -121,10 +126,20 @@ class CommonSettings(BaseSettings):
         default=False,
         description="idempotent producer: real Kafka only (Tansu answers UnknownServerError)",
     )
-    log_level: LogLevel = "INFO"
-    rates_state_dir: Path = Path(".rates")
-    rates_topic_prefix: str = ""
-    rates_partitions: int = Field(default=4, ge=1, le=64)
+    log_level: LogLevel = Field(
+        default="INFO", description="CRITICAL, ERROR, WARNING, INFO or DEBUG (per-tick detail)"
+    )
+    rates_state_dir: Path = Field(
+        default=Path(".rates"),
+        description="local state (embedded PostgreSQL data, Faust data), kept across runs",
+    )
+    rates_topic_prefix: str = Field(
+        default="",
+        description="prefix of every topic and of the Faust app id (isolates replays and tests)",
+    )
+    rates_partitions: int = Field(
+        default=4, ge=1, le=64, description="partitions of every topic the pipeline creates"
+    )
     rates_directions: CommaList = Field(
         default=DEFAULT_DIRECTIONS, description="directions served, comma-separated, in order"
     )

@@ -129,6 +129,11 @@ class Simulator:
         return web.json_response(state)
 
     async def _pin(self, request: web.Request) -> web.Response:
+        """Hold a market at a price; with ``"send": true`` also send a tick at once.
+
+        The answer carries ``sent_at`` (Unix time after the frames left), which the latency
+        benchmark compares with the time the price shows up at the API.
+        """
         market = request.match_info["market"]
         body = await request.json()
         try:
@@ -136,7 +141,12 @@ class Simulator:
             self.market.pin(market, value)
         except (KeyError, InvalidOperation, TypeError):
             raise web.HTTPBadRequest(text='expected {"value": "<decimal>"}') from None
-        return web.json_response({"market": market, "value": str(value)})
+        answer: dict[str, Any] = {"market": market, "value": str(value)}
+        if body.get("send"):
+            now_ms = int(time.time() * 1000)
+            await asyncio.gather(*(venue.tick(now_ms) for venue in self.venues.values()))
+            answer["sent_at"] = time.time()
+        return web.json_response(answer)
 
     async def _release(self, request: web.Request) -> web.Response:
         self.market.release(request.match_info["market"])

@@ -81,16 +81,14 @@ async def test_a_child_ignoring_sigterm_is_killed_after_its_grace() -> None:
 
 async def test_readiness_failures_are_reported_with_the_output() -> None:
     sup = Supervisor(out=io.StringIO(), policy=FAST)
+
+    async def never() -> None:
+        await asyncio.sleep(60)
+
+    early = ChildSpec("early", py("print('bye'); raise SystemExit(2)"), ready=never)
     with pytest.raises(StartError, match=r"early exited with code 2; last output:\n    bye"):
-
-        async def never() -> None:
-            await asyncio.sleep(60)
-
-        await sup.start(ChildSpec("early", py("print('bye'); raise SystemExit(2)"), ready=never))
-    with pytest.raises(StartError, match="slow was not ready within 0.2 s"):
-
-        async def slow() -> None:
-            await asyncio.sleep(60)
-
-        await sup.start(ChildSpec("slow", SLEEPER, ready=slow, ready_timeout_s=0.2))
+        await sup.start(early)
+    slow = ChildSpec("slow", SLEEPER, ready=never, ready_timeout_s=0.2)
+    with pytest.raises(StartError, match=r"slow was not ready within 0\.2 s"):
+        await sup.start(slow)
     await sup.stop_all()

@@ -1,4 +1,4 @@
-"""`rates up --source simulator`: the whole tree on embedded Tansu and PostgreSQL, as `make demo`."""
+"""`rates up --source simulator` (what `make demo` runs): the whole tree, embedded."""
 
 from __future__ import annotations
 
@@ -51,12 +51,16 @@ def test_up_serves_restarts_and_stops_cleanly(tmp_path: Path) -> None:
             return body if status == 200 and body["courses"] else None
 
         body = wait_until(serving, 60, "rates up to serve /api/v1/courses")
-        print(f"serving {len(body['courses'])} directions {time.monotonic() - started:.1f} s after start")
+        elapsed = time.monotonic() - started
+        print(f"serving {len(body['courses'])} directions {elapsed:.1f} s after start")
         assert body["exchanger"] == "binance"
         assert {c["direction"] for c in body["courses"]} == {"BTC-USD", "ETH-USD"}
 
         # Every process serves its metrics; the embedded PostgreSQL was migrated.
-        assert "rates_connector_frames_total" in httpx.get(f"http://127.0.0.1:{connector_metrics}").text
+        assert (
+            "rates_connector_frames_total"
+            in httpx.get(f"http://127.0.0.1:{connector_metrics}").text
+        )
         assert "rates_pipeline_quotes_total" in httpx.get(f"http://127.0.0.1:{worker_metrics}").text
         assert "applied migrations: 0001_history" in log.read_text()
 
@@ -70,8 +74,10 @@ def test_up_serves_restarts_and_stops_cleanly(tmp_path: Path) -> None:
             "the supervisor to report the dead connector",
         )
         wait_until(
-            lambda: "connect" in children_named(psutil.Process(up.pid))
-            and children_named(psutil.Process(up.pid))["connect"].pid != tree["connect"].pid,
+            lambda: (
+                "connect" in children_named(psutil.Process(up.pid))
+                and children_named(psutil.Process(up.pid))["connect"].pid != tree["connect"].pid
+            ),
             30,
             "a new connector",
         )
@@ -81,7 +87,7 @@ def test_up_serves_restarts_and_stops_cleanly(tmp_path: Path) -> None:
         everything = psutil.Process(up.pid).children(recursive=True)
         up.send_signal(signal.SIGINT)
         assert up.wait(60) == 0
-        gone, alive = psutil.wait_procs(everything, timeout=10)
+        _, alive = psutil.wait_procs(everything, timeout=10)
         assert not alive, alive
     finally:
         if up.poll() is None:

@@ -19,6 +19,38 @@ class WorkerSettings(CommonSettings):
     rates_max_age_s: float = Field(
         default=60.0, gt=0, description="a quote older than this is stale (quiet symbols)"
     )
+    rates_hysteresis_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="a recovered venue must stay healthy this long before it is preferred again",
+    )
+    rates_max_deviation: float = Field(
+        default=0.02,
+        gt=0,
+        lt=1,
+        description="a quote further than this fraction from the median of the other fresh "
+        "venues is excluded",
+    )
+    rates_reference_priority: CommaList = Field(
+        default=("coingecko", "cbr"),
+        description="USD-RUB reference sources for X-RUB rates, most preferred first",
+    )
+    rates_cbr_max_age_s: float = Field(
+        default=4 * 86400.0,
+        gt=0,
+        description="the CBR daily rate stays usable this long (weekends and holidays)",
+    )
+    rates_status_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="a venue whose last venues.status is older than this counts as down",
+    )
+    rates_table_write_interval_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="each direction's table entry is written at most this often (Tansu never "
+        "compacts the changelog, and recovery replays all of it)",
+    )
     rates_usdt_as_usd: bool = Field(
         default=True, description="count a USDT quote as USD for BTC and ETH (market convention)"
     )
@@ -35,7 +67,7 @@ class WorkerSettings(CommonSettings):
         description="Kafka group session timeout; Tansu makes every join take half of it",
     )
 
-    @field_validator("rates_priority", mode="before")
+    @field_validator("rates_priority", "rates_reference_priority", mode="before")
     @classmethod
     def _split_priority(cls, value: Any) -> Any:
         return split_commas(value)

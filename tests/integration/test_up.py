@@ -54,7 +54,7 @@ def test_up_serves_restarts_and_stops_cleanly(tmp_path: Path) -> None:
         elapsed = time.monotonic() - started
         print(f"serving {len(body['courses'])} directions {elapsed:.1f} s after start")
         assert body["exchanger"] == "binance"
-        assert {c["direction"] for c in body["courses"]} == {"BTC-USD", "ETH-USD"}
+        assert {"BTC-USD", "ETH-USD"} <= {c["direction"] for c in body["courses"]}
 
         # Every process serves its metrics; the embedded PostgreSQL was migrated.
         assert (

@@ -113,6 +113,7 @@ def test_topics_follow_the_prefix() -> None:
         "rates.normalized",
         "rates.latest",
         "venues.status",
+        "rates.reference",
     ]
     with pytest.raises(ConfigError, match="RATES_TOPIC_PREFIX"):
         Topics("no spaces")

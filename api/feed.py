@@ -17,14 +17,9 @@ from schemas.records import Latest
 log = logging.getLogger(__name__)
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    while True:
-        await consumer.topics()  # refreshes metadata
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        log.info("waiting for topic %s to exist", topic)
-        await asyncio.sleep(1.0)
+def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    # Known from the metadata fetched at start; a topic created later needs a new consumer.
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
 
 
 async def follow(settings: ApiSettings, snapshot: Snapshot) -> None:
@@ -39,7 +34,11 @@ async def follow(settings: ApiSettings, snapshot: Snapshot) -> None:
         )
         try:
             await consumer.start()
-            tps = await _partitions(consumer, topic)
+            tps = _partitions(consumer, topic)
+            if not tps:
+                log.info("waiting for topic %s to exist", topic)
+                await asyncio.sleep(1.0)
+                continue
             consumer.assign(tps)
             # Tansu never compacts: rebuild from the recent tail, not from offset 0. Every
             # key is republished each second, so the tail always holds all of them.

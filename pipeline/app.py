@@ -223,6 +223,13 @@ def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow)
         if not app.rebalancing:
             await publish(rates.active(clock()), "timer")
 
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+        (assigned,) = args
+        mine = sorted(tp.partition for tp in assigned if tp.topic == topics.normalized)
+        metrics.OWNED_PARTITIONS.set(len(mine))
+        log.info("owning partitions %s of %s", mine, topics.normalized)
+
     @app.task  # type: ignore[untyped-decorator]
     async def follow_broadcast() -> None:
         await follow(

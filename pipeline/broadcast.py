@@ -75,7 +75,12 @@ async def follow(
         )
         try:
             await consumer.start()
-            await consumer.topics()
+            # Known from the metadata fetched at start; missing topics need a new consumer.
+            missing = [topic for topic in kinds if not consumer.partitions_for_topic(topic)]
+            if missing:
+                log.info("waiting for %s to exist", ", ".join(missing))
+                await asyncio.sleep(1.0)
+                continue
             tps = [
                 TopicPartition(topic, p)
                 for topic in kinds

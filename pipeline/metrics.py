@@ -34,5 +34,8 @@ OUTLIERS = Counter(
     "Times a venue's quote was excluded as too far from the median of the others",
     ["direction", "venue"],
 )
+OWNED_PARTITIONS = Gauge(
+    "rates_pipeline_owned_partitions", "Partitions of rates.normalized this worker owns"
+)
 READY = Gauge("rates_pipeline_worker_ready", "1 once the worker finished starting")
 STARTUP_SECONDS = Gauge("rates_pipeline_worker_startup_seconds", "Seconds from start to ready")

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from schemas.records import Latest
+
 T = TypeVar("T")
 
 #: Variables of the project that must not leak from the developer's shell into a test.
@@ -162,6 +164,90 @@ class SimHandle:
 def read_ports_file(path: Path) -> SimHandle:
     data = json.loads(path.read_text())
     return SimHandle(env=data["env"], control=data["control"])
+
+
+def read_topic(bootstrap: str, topic: str, count: int, timeout_s: float = 20) -> list[bytes]:
+    """Up to ``count`` record values of ``topic`` from its beginning (all partitions)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def read() -> list[bytes]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(topic) or set()
+            consumer.assign([TopicPartition(topic, p) for p in partitions])
+            await consumer.seek_to_beginning()
+            values: list[bytes] = []
+            deadline = time.monotonic() + timeout_s
+            while len(values) < count and time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                values += [r.value for records in batch.values() for r in records if r.value]
+            return values[:count]
+        finally:
+            await consumer.stop()
+
+    import asyncio
+
+    return asyncio.run(read())
+
+
+class LatestWatcher:
+    """Follows rates.latest in a background thread: every record, with when it arrived."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        import threading
+
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.records: list[tuple[float, Latest]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import asyncio
+
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        async def follow() -> None:
+            while True:  # a consumer only knows the topics that existed when it started
+                consumer = AIOKafkaConsumer(
+                    bootstrap_servers=self.bootstrap, group_id=None, fetch_max_wait_ms=10
+                )
+                await consumer.start()
+                if consumer.partitions_for_topic(self.topic) or self._stop.is_set():
+                    break
+                # (aiokafka's stop() right after start() raises CancelledError: yield first)
+                await asyncio.sleep(0.2)
+                await consumer.stop()
+            try:
+                partitions = consumer.partitions_for_topic(self.topic) or set()
+                consumer.assign([TopicPartition(self.topic, p) for p in partitions])
+                await consumer.seek_to_end()
+                while not self._stop.is_set():
+                    batch = await consumer.getmany(timeout_ms=100)
+                    now = time.monotonic()
+                    with self._lock:
+                        for records in batch.values():
+                            self.records += [(now, Latest.from_json(r.value)) for r in records]
+            finally:
+                await consumer.stop()
+
+        asyncio.run(follow())
+
+    def since(self, moment: float) -> list[Latest]:
+        with self._lock:
+            return [record for at, record in self.records if at >= moment]
+
+    def latest(self, direction: str) -> Latest | None:
+        with self._lock:
+            found = [r for _, r in self.records if r.direction == direction]
+        return found[-1] if found else None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
 
 
 def courses(base: str, **params: Any) -> tuple[int, Any]:

@@ -7,13 +7,18 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import orjson
+from jsonschema import Draft202012Validator
 
 from rates.embedded import free_port
+from schemas import schema_files
+from schemas.topics import Topics
 from tests.integration.harness import (
     Procs,
     SimHandle,
     clean_env,
     courses,
+    read_topic,
     unique_prefix,
     wait_until,
 )
@@ -76,6 +81,15 @@ def test_rates_flow_from_the_simulator_to_the_api(
         seen.add(got["courses"][0]["value"])
         time.sleep(0.2)
     assert len(seen) > 1
+
+    # Every topic carries records that match their published JSON Schema.
+    topics = Topics(env["RATES_TOPIC_PREFIX"])
+    for topic in (topics.raw("binance"), topics.normalized, topics.latest, topics.venues_status):
+        values = read_topic(kafka, topic, 200)
+        assert values, topic
+        validator = Draft202012Validator(schema_files.for_topic(topic, topics.prefix))
+        for value in values:
+            validator.validate(orjson.loads(value))
 
     ready = httpx.get(f"{base}/readyz", timeout=5)
     assert ready.status_code == 200 and ready.json()["ready"] is True

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from connectors.venues.base import WebsocketVenue
+from connectors.venues.base import Venue
 from schemas.errors import FrameError
 from schemas.records import Quote, RawFrame
 
@@ -57,7 +57,7 @@ def to_directions(quote: Quote, conversion: Conversion) -> list[Quote]:
 
 
 def normalize(
-    raw: RawFrame, venues: Mapping[str, WebsocketVenue], conversion: Conversion
+    raw: RawFrame, venues: Mapping[str, Venue], conversion: Conversion
 ) -> Sequence[Quote]:
     """All direction quotes in one raw frame; FrameError when it cannot be parsed."""
     venue = venues.get(raw.venue)

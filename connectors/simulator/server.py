@@ -1,4 +1,7 @@
-"""The simulator process: every venue on its own loopback port, one market, a control API."""
+"""The simulator process: every venue on its own loopback port, one market, a control API.
+
+The market is a random walk, or a recording played back in a loop for the markets it holds.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +19,20 @@ from aiohttp import web
 
 from connectors.simulator.base import SimVenue
 from connectors.simulator.binance import BinanceSim
-from connectors.simulator.market import Market
+from connectors.simulator.bybit import BybitSim
+from connectors.simulator.cbr import CbrSim
+from connectors.simulator.coinbase import CoinbaseSim
+from connectors.simulator.coingecko import CoinGeckoSim
+from connectors.simulator.kraken import KrakenSim
+from connectors.simulator.market import Market, Recording
+from connectors.simulator.okx import OkxSim
 
 log = logging.getLogger(__name__)
 
-SIMULATED: dict[str, type[SimVenue]] = {BinanceSim.name: BinanceSim}
+SIMULATED: dict[str, type[SimVenue]] = {
+    sim.name: sim
+    for sim in (BinanceSim, KrakenSim, OkxSim, BybitSim, CoinbaseSim, CoinGeckoSim, CbrSim)
+}
 
 
 class Simulator:
@@ -34,6 +46,7 @@ class Simulator:
         seed: int | None = None,
         tick_interval_s: float = 0.25,
         ping_interval_s: float = 20.0,
+        recording: Recording | None = None,
     ) -> None:
         names = list(venues) if venues else list(SIMULATED)
         unknown = [n for n in names if n not in SIMULATED]
@@ -47,6 +60,9 @@ class Simulator:
             n: SIMULATED[n](self.market, ping_interval_s=ping_interval_s) for n in names
         }
         self.tick_interval_s = tick_interval_s
+        self.recording = recording
+        if recording is not None:
+            recording.check(self.market.markets)
         self.env: dict[str, str] = {}
         self.control_url = ""
         self._runners: list[web.AppRunner] = []
@@ -83,15 +99,21 @@ class Simulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         for venue in self.venues.values():
-            await venue.close_all()
+            await venue.stop()
         for runner in self._runners:
             await runner.cleanup()
 
     async def _tick_forever(self) -> None:
+        began = time.monotonic()
+        recorded = set() if self.recording is None else self.recording.markets
         while True:
             started = time.monotonic()
             for market in self.market.markets:
-                self.market.step(market)
+                if market not in recorded:
+                    self.market.step(market)
+            if self.recording is not None:
+                for market, value in self.recording.due(started - began):
+                    self.market.set(market, value)
             now_ms = int(time.time() * 1000)
             await asyncio.gather(*(venue.tick(now_ms) for venue in self.venues.values()))
             await asyncio.sleep(max(0.0, self.tick_interval_s - (time.monotonic() - started)))
@@ -122,6 +144,8 @@ class Simulator:
                     "clients": len(v.clients),
                     "connections": v.connections,
                     "data_frames": v.data_frames,
+                    "requests": v.requests,
+                    **v.extra_state(),
                 }
                 for name, v in self.venues.items()
             },

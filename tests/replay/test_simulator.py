@@ -18,6 +18,7 @@ import websockets
 from connectors import http, registry
 from connectors.settings import ConnectorSettings
 from connectors.simulator.server import Simulator
+from connectors.venues import kraken
 from connectors.venues.base import (
     FrameKind,
     PollingVenue,
@@ -43,7 +44,8 @@ async def sim() -> AsyncIterator[Simulator]:
 
 
 def settings(sim: Simulator) -> ConnectorSettings:
-    return ConnectorSettings(**{k.lower(): v for k, v in sim.env.items()})
+    """The simulator's URL settings only (model_validate reads no environment)."""
+    return ConnectorSettings.model_validate({k.lower(): v for k, v in sim.env.items()})
 
 
 def check(venue_name: str, text: str) -> tuple[FrameKind, set[str]]:
@@ -107,7 +109,7 @@ async def test_kraken_heartbeats_fill_quiet_seconds() -> None:
     try:
         url = settings(quiet).kraken_ws_url
         async with websockets.connect(url) as ws:
-            for message in registry.VENUES["kraken"].subscribe(["BTC/USD"]):
+            for message in kraken.subscribe(["BTC/USD"]):
                 await ws.send(message)
             kinds: list[FrameKind] = []
             async with asyncio.timeout(5):

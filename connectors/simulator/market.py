@@ -4,6 +4,7 @@ with prices tests can pin."""
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import math
 import random
@@ -99,7 +100,7 @@ class Recording:
     """Recorded prices, played back in a loop instead of the walk for the markets they cover.
 
     A file holds JSON lines ``{"t": 0.5, "market": "BTC-USDT", "value": "95000.12"}``: the
-    value of a market from ``t`` seconds after the start of each loop.
+    value of a market from ``t`` seconds after the start of each loop, until its next line.
     """
 
     #: market -> (times, values), both sorted by time.
@@ -127,8 +128,11 @@ class Recording:
         for market, found in points.items():
             found.sort(key=lambda p: p[0])
             series[market] = ([t for t, _ in found], [v for _, v in found])
-        period = max(times[-1] for times, _ in series.values())
-        return cls(series, period)
+        # The last value holds for one step (the smallest gap between two times), then the
+        # recording starts again.
+        times = sorted({t for found in points.values() for t, _ in found})
+        step = min((b - a for a, b in itertools.pairwise(times)), default=1.0)
+        return cls(series, times[-1] + step)
 
     @classmethod
     def load(cls, path: Path) -> Recording:
@@ -146,7 +150,7 @@ class Recording:
 
     def due(self, elapsed_s: float) -> list[tuple[str, Decimal]]:
         """Each recorded market's value at ``elapsed_s`` into the playback (looping)."""
-        position = elapsed_s % self.period_s if self.period_s > 0 else 0.0
+        position = elapsed_s % self.period_s
         found = []
         for market, (times, values) in self.series.items():
             index = bisect.bisect_right(times, position) - 1

@@ -2,8 +2,8 @@
 
 A connection is handed over rather than dropped when it must end (its rotation age, a
 venue's shutdown or upgrade notice): the new one is opened and subscribed while the old
-one still reads, and the old one is closed once the new one delivers data. The overlap
-duplicates a few frames; quote ids remove them downstream.
+one still reads, and the old one is closed shortly after the new one delivers data. The
+overlap duplicates a few frames; quote ids remove them downstream.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ from schemas.errors import RateLimited
 from schemas.records import RawFrame
 
 log = logging.getLogger(__name__)
+
+#: Both connections of a handover read for this long once the new one delivers data, so no
+#: frame is lost between them (the duplicates carry the same quote ids).
+HANDOVER_OVERLAP_S = 0.5
 
 V = TypeVar("V", WebsocketVenue, PollingVenue)
 
@@ -276,6 +280,7 @@ async def connect_once(ctx: ConnectionContext[WebsocketVenue]) -> None:
             )
             metrics.RECONNECTS.labels(venue.name, why).inc()
             new = await _successor(ctx)
+            await asyncio.sleep(HANDOVER_OVERLAP_S)
             await current.close()
             log.info("%s: handed over from %s to %s", venue.name, current.conn_id, new.conn_id)
             current = new

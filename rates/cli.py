@@ -150,6 +150,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             seed=args.seed,
             tick_interval_s=args.tick_interval,
             ping_interval_s=args.ping_interval,
+            pong_timeout_s=args.pong_timeout,
             recording=recording,
         )
     except OSError as exc:
@@ -225,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--ports-file", help="write the URLs as JSON here once listening")
     simulate.add_argument("--tick-interval", type=float, default=0.25, help="seconds per tick")
     simulate.add_argument("--ping-interval", type=float, default=20.0, help="server ping seconds")
+    simulate.add_argument(
+        "--pong-timeout",
+        type=float,
+        default=60.0,
+        help="close a client that leaves a ping unanswered this long (seconds)",
+    )
     simulate.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     simulate.add_argument(
         "--recording",

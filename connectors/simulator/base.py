@@ -81,7 +81,8 @@ class Client:
 
     ws: web.WebSocketResponse
     sub: Subscription = field(default_factory=Subscription)
-    last_pong: float = field(default_factory=time.monotonic)
+    #: When the oldest unanswered server ping went out (None: every ping was answered).
+    ping_unanswered_since: float | None = None
     #: When the last data frame went to this client (heartbeats fill quiet seconds).
     last_data: float = 0.0
     sent: int = 0
@@ -232,7 +233,7 @@ class SimVenue:
                 elif msg.type == WSMsgType.PING:
                     await ws.pong(msg.data)
                 elif msg.type == WSMsgType.PONG:
-                    client.last_pong = time.monotonic()
+                    client.ping_unanswered_since = None
                 elif msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
                     break
         finally:
@@ -254,13 +255,16 @@ class SimVenue:
     async def _keepalive(self, client: Client) -> None:
         while not client.ws.closed:
             await asyncio.sleep(self.ping_interval_s)
-            if time.monotonic() - client.last_pong > self.pong_timeout_s:
+            waiting = client.ping_unanswered_since
+            if waiting is not None and time.monotonic() - waiting > self.pong_timeout_s:
                 log.info("%s: closing a client that did not answer pings", self.name)
                 await client.ws.close(code=1008, message=b"pong timeout")
                 return
             if not self.faults.silent:
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     await self.server_ping(client)
+                    if client.ping_unanswered_since is None:
+                        client.ping_unanswered_since = time.monotonic()
 
     async def _heartbeats(self, client: Client, every_s: float) -> None:
         while not client.ws.closed:

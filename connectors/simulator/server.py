@@ -46,6 +46,7 @@ class Simulator:
         seed: int | None = None,
         tick_interval_s: float = 0.25,
         ping_interval_s: float = 20.0,
+        pong_timeout_s: float = 60.0,
         recording: Recording | None = None,
     ) -> None:
         names = list(venues) if venues else list(SIMULATED)
@@ -56,8 +57,9 @@ class Simulator:
             )
         self.host = host
         self.market = Market(random.Random(seed))
+        keepalive = {"ping_interval_s": ping_interval_s, "pong_timeout_s": pong_timeout_s}
         self.venues: dict[str, SimVenue] = {
-            n: SIMULATED[n](self.market, ping_interval_s=ping_interval_s) for n in names
+            n: SIMULATED[n](self.market, **keepalive) for n in names
         }
         self.tick_interval_s = tick_interval_s
         self.recording = recording

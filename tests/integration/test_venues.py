@@ -119,8 +119,11 @@ def stack(kafka: str, logs_dir: Path) -> Iterator[Stack]:
     directory = Path(tempfile.mkdtemp(prefix="venues-", dir=logs_dir))
     procs = Procs(directory)
     ports = directory / "simulator.json"
-    args = ["--ports-file", str(ports), "--tick-interval", "0.1", "--ping-interval", "1"]
-    procs.start("simulate", ["simulate", *args, "--seed", "5"], clean_env())
+    # Pings every 0.5 s, and a client that leaves one unanswered for 2 s is dropped.
+    args = ["--tick-interval", "0.1", "--ping-interval", "0.5", "--pong-timeout", "2"]
+    procs.start(
+        "simulate", ["simulate", "--ports-file", str(ports), *args, "--seed", "5"], clean_env()
+    )
     try:
         wait_until(ports.exists, 30, "the simulator to listen")
         sim = read_ports_file(ports)
@@ -326,7 +329,9 @@ def test_everything_published_decodes(stack: Stack) -> None:
     """Stop the connector (cleanly), then read back and check every record it published."""
     assert stack.connector.stop(signal.SIGTERM) == 0
     assert "Traceback" not in stack.connector.output()
-    assert stack.procs.started[0].popen.poll() is None, "the simulator crashed"
+    simulator = stack.procs.started[0]
+    assert simulator.popen.poll() is None, "the simulator crashed"
+    assert "did not answer pings" not in simulator.output()
     raw_topics = {stack.topics.raw(v): v for v in ALL}
     found = asyncio.run(
         read_topics(stack.kafka, [*raw_topics, stack.topics.venues_status], idle_s=2.0)

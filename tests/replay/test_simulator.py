@@ -184,3 +184,19 @@ async def test_refusals_and_rate_limits_are_http_answers(sim: Simulator) -> None
             await http.get_text(client, url, {}, 5)
         _, text = await http.get_text(client, url, {}, 5)
     assert check("coingecko", text)[0] is FrameKind.DATA
+
+
+async def test_a_client_that_does_not_answer_pings_is_dropped() -> None:
+    strict = Simulator(["okx"], seed=3, ping_interval_s=0.1, pong_timeout_s=0.3)
+    await strict.start()
+    try:
+        async with (
+            aiohttp.ClientSession() as client,
+            client.ws_connect(settings(strict).okx_ws_url, autoping=False) as ws,
+        ):
+            async with asyncio.timeout(5):
+                async for msg in ws:
+                    assert msg.type in (aiohttp.WSMsgType.PING, aiohttp.WSMsgType.TEXT)
+            assert ws.close_code == 1008
+    finally:
+        await strict.stop()

@@ -15,18 +15,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import websockets
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import InvalidStatus, WebSocketException
 
 from connectors import metrics
 from connectors.http import retry_after_s
 from connectors.publisher import Sink
 from connectors.status import VenueTracker
 from connectors.venues.base import FrameKind, PollingVenue, Rate, WebsocketVenue, excerpt
-from schemas.errors import RateLimited
+from schemas.errors import RateLimited, RatesError
 from schemas.records import RawFrame
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,14 @@ log = logging.getLogger(__name__)
 #: Both connections of a handover read for this long once the new one delivers data, so no
 #: frame is lost between them (the duplicates carry the same quote ids).
 HANDOVER_OVERLAP_S = 0.5
+#: A handover whose new connection failed is tried again this much later.
+HANDOVER_RETRY_S = 5.0
+
+_HANDOVER_WORDS = {
+    "rotated": "rotation age reached",
+    "requested": "the venue asked to reconnect",
+    "retry": "retrying the handover",
+}
 
 V = TypeVar("V", WebsocketVenue, PollingVenue)
 
@@ -238,6 +246,9 @@ async def _successor(ctx: ConnectionContext[WebsocketVenue]) -> _Connection:
             timeout=ctx.venue.silence_limit_s,
             return_when=asyncio.FIRST_COMPLETED,
         )
+    except BaseException:  # cancelled while waiting: the new connection must not leak
+        await new.close()
+        raise
     finally:
         got_data.cancel()
     if got_data not in done:
@@ -249,40 +260,77 @@ async def _successor(ctx: ConnectionContext[WebsocketVenue]) -> _Connection:
     return new
 
 
+async def _until_handover(
+    ctx: ConnectionContext[WebsocketVenue], current: _Connection, retry_at: float | None
+) -> str:
+    """Wait until ``current`` must be handed over: why ("rotated", "requested", "retry").
+
+    Raises when the connection fails first.
+    """
+    if retry_at is not None:
+        deadline: float | None = retry_at
+    elif ctx.rotate_after_s is not None:
+        deadline = current.opened + ctx.rotate_after_s
+    else:
+        deadline = None
+    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+    waits: set[asyncio.Future[Any]] = {current.reader}
+    asked = None
+    if retry_at is None:
+        asked = asyncio.ensure_future(current.reconnect.wait())
+        waits.add(asked)
+    try:
+        done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if asked is not None:
+            asked.cancel()
+    if current.reader in done:
+        current.reader.result()  # raises why the connection ended
+        raise ConnectionError("the connection ended")  # the reader never returns
+    if retry_at is not None:
+        return "retry"
+    return "requested" if asked in done else "rotated"
+
+
 async def connect_once(ctx: ConnectionContext[WebsocketVenue]) -> None:
     """A venue's connection, handed over as needed, until it fails (raises).
 
-    The supervisor calls this again after a failure, with backoff.
+    The supervisor calls this again after a failure, with backoff. A handover whose new
+    connection cannot be opened keeps the old one and is tried again HANDOVER_RETRY_S later.
     """
     venue = ctx.venue
     current = await _open(ctx)
+    retry_at: float | None = None
+    reason = ""
     try:
         while True:
-            timeout = None
-            if ctx.rotate_after_s is not None:
-                timeout = max(0.0, current.opened + ctx.rotate_after_s - time.monotonic())
-            asked = asyncio.create_task(current.reconnect.wait())
-            try:
-                done, _ = await asyncio.wait(
-                    {current.reader, asked}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                asked.cancel()
-            if current.reader in done:
-                current.reader.result()  # raises why the connection ended
-                raise ConnectionError("the connection ended")  # the reader never returns
-            why = "requested" if asked in done else "rotated"
+            why = await _until_handover(ctx, current, retry_at)
+            reason = reason if why == "retry" else why
             log.info(
                 "%s: %s; handing %s over to a new connection",
                 venue.name,
-                "the venue asked to reconnect" if why == "requested" else "rotation age reached",
+                _HANDOVER_WORDS[why],
                 current.conn_id,
             )
-            metrics.RECONNECTS.labels(venue.name, why).inc()
-            new = await _successor(ctx)
-            await asyncio.sleep(HANDOVER_OVERLAP_S)
-            await current.close()
-            log.info("%s: handed over from %s to %s", venue.name, current.conn_id, new.conn_id)
-            current = new
+            try:
+                new = await _successor(ctx)
+            except (OSError, TimeoutError, WebSocketException, RatesError) as exc:
+                retry_at = time.monotonic() + HANDOVER_RETRY_S
+                log.warning(
+                    "%s: the new connection failed (%s); keeping %s, trying again in %g s",
+                    venue.name,
+                    exc or type(exc).__name__,
+                    current.conn_id,
+                    HANDOVER_RETRY_S,
+                )
+                continue
+            retry_at = None
+            try:
+                await asyncio.sleep(HANDOVER_OVERLAP_S)
+            finally:
+                old, current = current, new
+                await old.close()
+            metrics.RECONNECTS.labels(venue.name, reason).inc()
+            log.info("%s: handed over from %s to %s", venue.name, old.conn_id, new.conn_id)
     finally:
         await current.close()

@@ -222,6 +222,72 @@ def load_json_exact(frame: str, venue: str) -> Any:
         raise FrameError(f"{venue}: {exc}") from None
 
 
+def json_object(frame: str, venue: str) -> dict[str, Any] | None:
+    """The frame's JSON object, or None when it is not one (classify() calls it malformed)."""
+    try:
+        msg = load_json(frame, venue)
+    except FrameError:
+        return None
+    return msg if isinstance(msg, dict) else None
+
+
+def listing(
+    items: object, symbol_key: str, trading: Callable[[dict[str, Any]], bool], venue: str
+) -> dict[str, bool]:
+    """Symbol -> trading, for the entries of a venue's REST instrument list."""
+    if not isinstance(items, list):
+        raise FrameError(f"{venue}: the symbol listing is not a list")
+    return {
+        item[symbol_key]: trading(item)
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get(symbol_key), str)
+    }
+
+
+def lookup(
+    item: object, key: str, markets: Mapping[str, str], venue: str
+) -> tuple[dict[str, Any], str, str]:
+    """(entry, symbol, market) of a frame entry naming its symbol under ``key``.
+
+    FrameError when the entry is no object with a symbol; UnknownSymbol when the venue
+    module maps no market to the symbol.
+    """
+    if not isinstance(item, dict):
+        raise FrameError(f"{venue}: an entry is not an object")
+    symbol = item.get(key)
+    if not isinstance(symbol, str):
+        raise FrameError(f"{venue}: an entry without {key}")
+    market = markets.get(symbol)
+    if market is None:
+        raise UnknownSymbol(f"{venue}: unknown symbol {symbol!r}")
+    return item, symbol, market
+
+
+def same_url(url: str, symbols: Sequence[str]) -> str:
+    """For venues whose URL does not depend on the symbols (they subscribe by message)."""
+    return url
+
+
+def make_quote(
+    venue: str,
+    symbol: str,
+    market: str,
+    value: Decimal,
+    ts: datetime,
+    received_at: datetime,
+    ident: str | None = None,
+) -> Quote:
+    """A quote; its id is ``ident`` (from a venue trade or sequence id) or else a hash."""
+    return Quote(
+        venue=venue,
+        direction=market,
+        value=value,
+        ts=ts,
+        received_at=received_at,
+        id=ident or quote_id(venue, symbol, ts, value),
+    )
+
+
 def quote_id(venue: str, symbol: str, ts: datetime, value: Decimal) -> str:
     """The id of a quote whose venue gives no sequence or trade id: a stable short hash."""
     digest = hashlib.blake2b(

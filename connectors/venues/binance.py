@@ -17,10 +17,12 @@ from connectors.venues.base import (
     SymbolCheck,
     WebsocketVenue,
     collect,
+    json_object,
+    listing,
     load_json,
+    make_quote,
     millis,
     price,
-    quote_id,
 )
 from schemas.errors import FrameError, UnknownSymbol
 from schemas.records import Quote
@@ -53,11 +55,8 @@ def subscribe(symbols: Sequence[str]) -> list[str]:
 
 
 def classify(frame: str) -> Frame:
-    try:
-        msg = load_json(frame, NAME)
-    except FrameError:
-        return Frame(FrameKind.MALFORMED, NAME)
-    if not isinstance(msg, dict):
+    msg = json_object(frame, NAME)
+    if msg is None:
         return Frame(FrameKind.MALFORMED, NAME)
     stream = msg.get("stream")
     if isinstance(stream, str):
@@ -102,12 +101,10 @@ def _event(data: object, received_at: datetime) -> Quote | None:
     elif event == "24hrMiniTicker":
         value = price(data.get("c"), "binance miniTicker c")
         ts = millis(data.get("E"), "binance miniTicker E")
-        ident = quote_id(NAME, symbol, ts, value)
+        ident = None
     else:
         return None
-    return Quote(
-        venue=NAME, direction=market, value=value, ts=ts, received_at=received_at, id=ident
-    )
+    return make_quote(NAME, symbol, market, value, ts, received_at, ident)
 
 
 def _int(value: object, what: str) -> int:
@@ -141,13 +138,9 @@ def listed(status: int, body: str) -> dict[str, bool]:
     msg = load_json(body, NAME)
     if status == 400 and isinstance(msg, dict) and msg.get("code") == -1121:
         return {}
-    if status != 200 or not isinstance(msg, dict) or not isinstance(msg.get("symbols"), list):
+    if status != 200 or not isinstance(msg, dict):
         raise FrameError(f"binance: unexpected exchangeInfo answer (HTTP {status})")
-    return {
-        s["symbol"]: s.get("status") == "TRADING"
-        for s in msg["symbols"]
-        if isinstance(s, dict) and isinstance(s.get("symbol"), str)
-    }
+    return listing(msg.get("symbols"), "symbol", lambda s: s.get("status") == "TRADING", NAME)
 
 
 VENUE = WebsocketVenue(

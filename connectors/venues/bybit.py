@@ -20,12 +20,16 @@ from connectors.venues.base import (
     Rate,
     SymbolCheck,
     WebsocketVenue,
+    json_object,
+    listing,
     load_json,
+    lookup,
+    make_quote,
     millis,
     price,
-    quote_id,
+    same_url,
 )
-from schemas.errors import FrameError, UnknownSymbol
+from schemas.errors import FrameError
 from schemas.records import Quote
 
 NAME = "bybit"
@@ -42,10 +46,6 @@ MAX_ARGS = 10
 TOPIC = "tickers."
 
 
-def connect_url(url: str, symbols: Sequence[str]) -> str:
-    return url
-
-
 def subscribe(symbols: Sequence[str]) -> list[str]:
     """Subscribe requests of at most MAX_ARGS topics each."""
     topics = [f"{TOPIC}{symbol}" for symbol in symbols]
@@ -57,11 +57,8 @@ def subscribe(symbols: Sequence[str]) -> list[str]:
 
 
 def classify(frame: str) -> Frame:
-    try:
-        msg = load_json(frame, NAME)
-    except FrameError:
-        return Frame(FrameKind.MALFORMED, NAME)
-    if not isinstance(msg, dict):
+    msg = json_object(frame, NAME)
+    if msg is None:
         return Frame(FrameKind.MALFORMED, NAME)
     topic = msg.get("topic")
     if isinstance(topic, str) and isinstance(msg.get("data"), dict | list):
@@ -85,24 +82,13 @@ def parse(frame: str, received_at: datetime) -> list[Quote]:
         raise FrameError("bybit: push without topic and data object")
     if not topic.startswith(TOPIC):
         return []
-    symbol = data.get("symbol")
-    if not isinstance(symbol, str):
-        raise FrameError("bybit: ticker without symbol")
-    market = MARKETS.get(symbol)
-    if market is None:
-        raise UnknownSymbol(f"bybit: unknown symbol {symbol!r}")
+    _, symbol, market = lookup(data, "symbol", MARKETS, NAME)
     value = price(data.get("lastPrice"), "bybit ticker lastPrice")
     ts = millis(msg.get("ts"), "bybit ticker ts")
     cs = msg.get("cs")
     # The cross sequence identifies the matching-engine state the ticker shows.
-    ident = (
-        f"{NAME}:{symbol}:c{cs}"
-        if isinstance(cs, int) and not isinstance(cs, bool)
-        else quote_id(NAME, symbol, ts, value)
-    )
-    return [
-        Quote(venue=NAME, direction=market, value=value, ts=ts, received_at=received_at, id=ident)
-    ]
+    ident = f"{NAME}:{symbol}:c{cs}" if isinstance(cs, int) and not isinstance(cs, bool) else None
+    return [make_quote(NAME, symbol, market, value, ts, received_at, ident)]
 
 
 def symbol_paths(symbols: Sequence[str]) -> list[str]:
@@ -113,20 +99,16 @@ def listed(status: int, body: str) -> dict[str, bool]:
     """Symbol -> trading (``status`` Trading), from the spot instruments list."""
     msg = load_json(body, NAME)
     result = msg.get("result") if isinstance(msg, dict) else None
-    if status != 200 or not isinstance(result, dict) or not isinstance(result.get("list"), list):
+    if status != 200 or not isinstance(result, dict):
         raise FrameError(f"bybit: unexpected instruments-info answer (HTTP {status})")
-    return {
-        inst["symbol"]: inst.get("status") == "Trading"
-        for inst in result["list"]
-        if isinstance(inst, dict) and isinstance(inst.get("symbol"), str)
-    }
+    return listing(result.get("list"), "symbol", lambda i: i.get("status") == "Trading", NAME)
 
 
 VENUE = WebsocketVenue(
     name=NAME,
     url_setting="bybit_ws_url",
     markets=MARKETS,
-    connect_url=connect_url,
+    connect_url=same_url,
     subscribe=subscribe,
     classify=classify,
     parse=parse,

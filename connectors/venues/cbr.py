@@ -10,11 +10,17 @@ in Moscow (UTC+3). A reference source: a venue of the pipeline, never an exchang
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
-from connectors.venues.base import Frame, FrameKind, PollingVenue, price, quote_id
+from connectors.venues.base import (
+    Frame,
+    FrameKind,
+    PollingVenue,
+    make_quote,
+    price,
+    same_url,
+)
 from schemas.errors import FrameError, UnknownSymbol
 from schemas.records import Quote
 
@@ -25,10 +31,6 @@ MARKETS = {"USD": "USD-RUB"}
 
 #: Moscow time has been UTC+3 all year since 2014.
 MOSCOW = timezone(timedelta(hours=3))
-
-
-def request_url(url: str, symbols: Sequence[str]) -> str:
-    return url
 
 
 def _document(frame: str) -> ET.Element:
@@ -75,16 +77,7 @@ def parse(frame: str, received_at: datetime) -> list[Quote]:
         if market is None:
             continue  # the document lists every currency; only ours matter
         value = _rate(valute, code)
-        quotes.append(
-            Quote(
-                venue=NAME,
-                direction=market,
-                value=value,
-                ts=ts,
-                received_at=received_at,
-                id=quote_id(NAME, code, ts, value),
-            )
-        )
+        quotes.append(make_quote(NAME, code, market, value, ts, received_at))
     if not quotes:
         raise UnknownSymbol(f"cbr: no {', '.join(MARKETS)} rate in the document")
     return quotes
@@ -95,7 +88,7 @@ VENUE = PollingVenue(
     url_setting="cbr_url",
     interval_setting="cbr_poll_interval_s",
     markets=MARKETS,
-    request_url=request_url,
+    request_url=same_url,
     classify=classify,
     parse=parse,
 )

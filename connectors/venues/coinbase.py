@@ -21,12 +21,15 @@ from connectors.venues.base import (
     SymbolCheck,
     WebsocketVenue,
     collect,
+    json_object,
     load_json,
+    lookup,
+    make_quote,
     price,
-    quote_id,
     rfc3339,
+    same_url,
 )
-from schemas.errors import FrameError, UnknownSymbol
+from schemas.errors import FrameError
 from schemas.records import Quote
 
 NAME = "coinbase"
@@ -38,10 +41,6 @@ MARKETS = {
 }
 
 _TICKER_CHANNELS = ("ticker", "ticker_batch")
-
-
-def connect_url(url: str, symbols: Sequence[str]) -> str:
-    return url
 
 
 def subscribe(symbols: Sequence[str]) -> list[str]:
@@ -63,11 +62,8 @@ def _first_product(msg: dict[str, Any]) -> str:
 
 
 def classify(frame: str) -> Frame:
-    try:
-        msg = load_json(frame, NAME)
-    except FrameError:
-        return Frame(FrameKind.MALFORMED, NAME)
-    if not isinstance(msg, dict):
+    msg = json_object(frame, NAME)
+    if msg is None:
         return Frame(FrameKind.MALFORMED, NAME)
     if msg.get("type") == "error":
         return Frame(FrameKind.ERROR, NAME)
@@ -84,23 +80,9 @@ def classify(frame: str) -> Frame:
 
 
 def _ticker(item: object, ts: datetime, received_at: datetime) -> Quote:
-    if not isinstance(item, dict):
-        raise FrameError("coinbase: ticker is not an object")
-    product = item.get("product_id")
-    if not isinstance(product, str):
-        raise FrameError("coinbase: ticker without product_id")
-    market = MARKETS.get(product)
-    if market is None:
-        raise UnknownSymbol(f"coinbase: unknown product {product!r}")
-    value = price(item.get("price"), "coinbase ticker price")
-    return Quote(
-        venue=NAME,
-        direction=market,
-        value=value,
-        ts=ts,
-        received_at=received_at,
-        id=quote_id(NAME, product, ts, value),
-    )
+    entry, product, market = lookup(item, "product_id", MARKETS, NAME)
+    value = price(entry.get("price"), "coinbase ticker price")
+    return make_quote(NAME, product, market, value, ts, received_at)
 
 
 def parse(frame: str, received_at: datetime) -> list[Quote]:
@@ -143,7 +125,7 @@ VENUE = WebsocketVenue(
     name=NAME,
     url_setting="coinbase_ws_url",
     markets=MARKETS,
-    connect_url=connect_url,
+    connect_url=same_url,
     subscribe=subscribe,
     classify=classify,
     parse=parse,

@@ -20,10 +20,10 @@ from connectors.venues.base import (
     PollingVenue,
     Rate,
     collect,
-    load_json,
+    json_object,
     load_json_exact,
+    make_quote,
     price,
-    quote_id,
     seconds,
 )
 from schemas.errors import FrameError, UnknownSymbol
@@ -67,11 +67,8 @@ def request_url(base: str, symbols: Sequence[str]) -> str:
 
 
 def classify(frame: str) -> Frame:
-    try:
-        msg = load_json(frame, NAME)
-    except FrameError:
-        return Frame(FrameKind.MALFORMED, NAME)
-    if not isinstance(msg, dict):
+    msg = json_object(frame, NAME)
+    if msg is None:
         return Frame(FrameKind.MALFORMED, NAME)
     if "status" in msg or "error" in msg:
         return Frame(FrameKind.ERROR, NAME)
@@ -102,14 +99,7 @@ def _quote(entry: tuple[str, Any, Any], received_at: datetime) -> Quote | None:
         return None  # CoinGecko sends null for a price it does not have
     amount = price(value, f"coingecko {symbol}")
     ts = received_at if updated is None else seconds(updated, f"coingecko {symbol} updated")
-    return Quote(
-        venue=NAME,
-        direction=market,
-        value=amount,
-        ts=ts,
-        received_at=received_at,
-        id=quote_id(NAME, symbol, ts, amount),
-    )
+    return make_quote(NAME, symbol, market, amount, ts, received_at)
 
 
 def parse(frame: str, received_at: datetime) -> list[Quote]:

@@ -21,13 +21,17 @@ from connectors.venues.base import (
     SymbolCheck,
     WebsocketVenue,
     collect,
+    json_object,
+    listing,
     load_json,
     load_json_exact,
+    lookup,
+    make_quote,
     price,
-    quote_id,
     rfc3339,
+    same_url,
 )
-from schemas.errors import FrameError, UnknownSymbol
+from schemas.errors import FrameError
 from schemas.records import Quote
 
 NAME = "kraken"
@@ -42,10 +46,6 @@ MARKETS = {
 _V1_ASSETS = {"XBT": "BTC", "XDG": "DOGE"}
 
 
-def connect_url(url: str, symbols: Sequence[str]) -> str:
-    return url
-
-
 def subscribe(symbols: Sequence[str]) -> list[str]:
     """One subscribe for every symbol (Kraken acks each symbol separately)."""
     message = {"method": "subscribe", "params": {"channel": "ticker", "symbol": list(symbols)}}
@@ -53,11 +53,8 @@ def subscribe(symbols: Sequence[str]) -> list[str]:
 
 
 def classify(frame: str) -> Frame:
-    try:
-        msg = load_json(frame, NAME)
-    except FrameError:
-        return Frame(FrameKind.MALFORMED, NAME)
-    if not isinstance(msg, dict):
+    msg = json_object(frame, NAME)
+    if msg is None:
         return Frame(FrameKind.MALFORMED, NAME)
     channel = msg.get("channel")
     if channel == "heartbeat":
@@ -76,27 +73,13 @@ def classify(frame: str) -> Frame:
 
 
 def _ticker(item: object, received_at: datetime) -> Quote | None:
-    if not isinstance(item, dict):
-        raise FrameError("kraken: ticker entry is not an object")
-    symbol = item.get("symbol")
-    if not isinstance(symbol, str):
-        raise FrameError("kraken: ticker entry without symbol")
-    market = MARKETS.get(symbol)
-    if market is None:
-        raise UnknownSymbol(f"kraken: unknown symbol {symbol!r}")
-    if "last" not in item:
+    entry, symbol, market = lookup(item, "symbol", MARKETS, NAME)
+    if "last" not in entry:
         return None  # an update that leaves the last price unchanged
-    value = price(item["last"], "kraken ticker last")
-    stamp = item.get("timestamp")
+    value = price(entry["last"], "kraken ticker last")
+    stamp = entry.get("timestamp")
     ts = received_at if stamp is None else rfc3339(stamp, "kraken ticker timestamp")
-    return Quote(
-        venue=NAME,
-        direction=market,
-        value=value,
-        ts=ts,
-        received_at=received_at,
-        id=quote_id(NAME, symbol, ts, value),
-    )
+    return make_quote(NAME, symbol, market, value, ts, received_at)
 
 
 def parse(frame: str, received_at: datetime) -> list[Quote]:
@@ -128,18 +111,16 @@ def listed(status: int, body: str) -> dict[str, bool]:
     msg = load_json(body, NAME)
     if status != 200 or not isinstance(msg, dict) or not isinstance(msg.get("result"), dict):
         raise FrameError(f"kraken: unexpected AssetPairs answer (HTTP {status})")
-    return {
-        v2_symbol(pair["wsname"]): pair.get("status", "online") == "online"
-        for pair in msg["result"].values()
-        if isinstance(pair, dict) and isinstance(pair.get("wsname"), str)
-    }
+    pairs = list(msg["result"].values())
+    found = listing(pairs, "wsname", lambda p: p.get("status", "online") == "online", NAME)
+    return {v2_symbol(wsname): trading for wsname, trading in found.items()}
 
 
 VENUE = WebsocketVenue(
     name=NAME,
     url_setting="kraken_ws_url",
     markets=MARKETS,
-    connect_url=connect_url,
+    connect_url=same_url,
     subscribe=subscribe,
     classify=classify,
     parse=parse,

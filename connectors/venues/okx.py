@@ -22,12 +22,16 @@ from connectors.venues.base import (
     SymbolCheck,
     WebsocketVenue,
     collect,
+    json_object,
+    listing,
     load_json,
+    lookup,
+    make_quote,
     millis,
     price,
-    quote_id,
+    same_url,
 )
-from schemas.errors import FrameError, UnknownSymbol
+from schemas.errors import FrameError
 from schemas.records import Quote
 
 NAME = "okx"
@@ -42,10 +46,6 @@ MARKETS = {
 UPGRADE_NOTICE = "64008"
 
 
-def connect_url(url: str, symbols: Sequence[str]) -> str:
-    return url
-
-
 def subscribe(symbols: Sequence[str]) -> list[str]:
     args = [{"channel": "tickers", "instId": symbol} for symbol in symbols]
     return [orjson.dumps({"op": "subscribe", "args": args}).decode()]
@@ -54,11 +54,8 @@ def subscribe(symbols: Sequence[str]) -> list[str]:
 def classify(frame: str) -> Frame:
     if frame == "pong":
         return Frame(FrameKind.CONTROL, NAME)
-    try:
-        msg = load_json(frame, NAME)
-    except FrameError:
-        return Frame(FrameKind.MALFORMED, NAME)
-    if not isinstance(msg, dict):
+    msg = json_object(frame, NAME)
+    if msg is None:
         return Frame(FrameKind.MALFORMED, NAME)
     event = msg.get("event")
     if event == "error":
@@ -75,24 +72,10 @@ def classify(frame: str) -> Frame:
 
 
 def _ticker(item: object, received_at: datetime) -> Quote:
-    if not isinstance(item, dict):
-        raise FrameError("okx: ticker entry is not an object")
-    inst = item.get("instId")
-    if not isinstance(inst, str):
-        raise FrameError("okx: ticker entry without instId")
-    market = MARKETS.get(inst)
-    if market is None:
-        raise UnknownSymbol(f"okx: unknown instrument {inst!r}")
-    value = price(item.get("last"), "okx ticker last")
-    ts = millis(item.get("ts"), "okx ticker ts")
-    return Quote(
-        venue=NAME,
-        direction=market,
-        value=value,
-        ts=ts,
-        received_at=received_at,
-        id=quote_id(NAME, inst, ts, value),
-    )
+    entry, inst, market = lookup(item, "instId", MARKETS, NAME)
+    value = price(entry.get("last"), "okx ticker last")
+    ts = millis(entry.get("ts"), "okx ticker ts")
+    return make_quote(NAME, inst, market, value, ts, received_at)
 
 
 def parse(frame: str, received_at: datetime) -> list[Quote]:
@@ -120,20 +103,16 @@ def symbol_paths(symbols: Sequence[str]) -> list[str]:
 def listed(status: int, body: str) -> dict[str, bool]:
     """Instrument -> trading (``state`` live), from the public instruments list."""
     msg = load_json(body, NAME)
-    if status != 200 or not isinstance(msg, dict) or not isinstance(msg.get("data"), list):
+    if status != 200 or not isinstance(msg, dict):
         raise FrameError(f"okx: unexpected instruments answer (HTTP {status})")
-    return {
-        inst["instId"]: inst.get("state") == "live"
-        for inst in msg["data"]
-        if isinstance(inst, dict) and isinstance(inst.get("instId"), str)
-    }
+    return listing(msg.get("data"), "instId", lambda i: i.get("state") == "live", NAME)
 
 
 VENUE = WebsocketVenue(
     name=NAME,
     url_setting="okx_ws_url",
     markets=MARKETS,
-    connect_url=connect_url,
+    connect_url=same_url,
     subscribe=subscribe,
     classify=classify,
     parse=parse,

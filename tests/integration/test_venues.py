@@ -103,6 +103,33 @@ class Stack:
 
         wait_until(done, timeout_s, f"{what} ({', '.join(sorted(pending))} pending)")
 
+    def through(
+        self,
+        venues: list[str],
+        reason: str,
+        *,
+        on: dict[str, Any] | None = None,
+        off: dict[str, Any] | None = None,
+        action: str | None = None,
+        attempts: int = 1,
+    ) -> None:
+        """Fault on (and a close or other action), until every venue counted ``attempts``
+        reconnects for ``reason``; fault off; until every venue delivers data again."""
+        before = self.metrics()
+        self.faults(venues, **(on or {}))
+        try:
+            if action is not None:
+                self.actions(venues, action)
+            self.wait_each(
+                venues,
+                lambda m, v: m.reconnects(v, reason) >= before.reconnects(v, reason) + attempts,
+                f"{attempts} reconnect(s) for {reason}",
+                20,
+            )
+        finally:
+            self.faults(venues, **(off or {}))
+        self.recovered(venues)
+
     def recovered(self, venues: list[str], timeout_s: float = 20) -> None:
         """Each venue up again and delivering fresh data."""
         before = self.metrics()
@@ -189,49 +216,18 @@ def test_symbols_checked_at_start_and_the_key_never_logged(stack: Stack) -> None
 
 
 def test_silence_is_a_dead_connection(stack: Stack) -> None:
-    before = stack.metrics()
-    stack.faults(ALL, silent=True)
-    try:
-        stack.wait_each(
-            ALL,
-            lambda m, v: m.reconnects(v, "silent") > before.reconnects(v, "silent"),
-            "a reconnect for silence",
-            20,
-        )
-    finally:
-        stack.faults(ALL, silent=False)
-    stack.recovered(ALL)
-    log = stack.connector.output()
-    assert "kraken: no frame for 3 s (silence limit); reconnecting in" in log
+    stack.through(ALL, "silent", on={"silent": True}, off={"silent": False})
+    assert "kraken: no frame for 3 s (silence limit); reconnecting in" in stack.connector.output()
 
 
 def test_closed_connections_reconnect(stack: Stack) -> None:
-    before = stack.metrics()
-    stack.actions(ALL, "close")
-    stack.wait_each(
-        ALL,
-        lambda m, v: m.reconnects(v, "closed") > before.reconnects(v, "closed"),
-        "a reconnect after the close",
-        20,
-    )
-    stack.recovered(ALL)
+    stack.through(ALL, "closed", action="close")
     assert "okx: the venue closed the connection" in stack.connector.output()
 
 
 def test_refused_connections_are_retried_with_backoff(stack: Stack) -> None:
-    before = stack.metrics()
-    stack.faults(ALL, refuse=True)
-    stack.actions(WEBSOCKET, "close")
-    try:
-        stack.wait_each(
-            ALL,
-            lambda m, v: m.reconnects(v, "error") >= before.reconnects(v, "error") + 2,
-            "refused attempts",
-            20,
-        )
-    finally:
-        stack.faults(ALL, refuse=False)
-    stack.recovered(ALL)
+    on, off = {"refuse": True}, {"refuse": False}
+    stack.through(ALL, "error", on=on, off=off, action="close", attempts=2)
     log = stack.connector.output()
     for venue in ALL:
         assert f"{venue}: the server answered HTTP 503; reconnecting in" in log
@@ -302,19 +298,8 @@ def test_shutdown_and_upgrade_notices_hand_over_at_once(stack: Stack) -> None:
 
 
 def test_http_429_waits_for_retry_after(stack: Stack) -> None:
-    before = stack.metrics()
-    stack.faults(ALL, http_429=True, retry_after_s=1)
-    stack.actions(WEBSOCKET, "close")
-    try:
-        stack.wait_each(
-            ALL,
-            lambda m, v: m.reconnects(v, "limited") > before.reconnects(v, "limited"),
-            "a rate-limited attempt",
-            20,
-        )
-    finally:
-        stack.faults(ALL, http_429=False)
-    stack.recovered(ALL)
+    on, off = {"http_429": True, "retry_after_s": 1}, {"http_429": False}
+    stack.through(ALL, "limited", on=on, off=off, action="close")
     log = stack.connector.output()
     for venue in ALL:
         assert f"{venue}: rate limited (HTTP 429, retry after 1 s); reconnecting in 1.0 s" in log

@@ -319,7 +319,7 @@ async def connect_once(ctx: ConnectionContext[WebsocketVenue]) -> None:
                 log.warning(
                     "%s: the new connection failed (%s); keeping %s, trying again in %g s",
                     venue.name,
-                    exc or type(exc).__name__,
+                    str(exc) or type(exc).__name__,
                     current.conn_id,
                     HANDOVER_RETRY_S,
                 )

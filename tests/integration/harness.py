@@ -199,7 +199,7 @@ async def read_topics(
     await consumer.start()
     found: dict[str, list[tuple[bytes, bytes]]] = {topic: [] for topic in topics}
     try:
-        await consumer.topics()
+        await consumer.topics()  # the topics exist already: the bootstrap metadata has them
         partitions = [
             TopicPartition(topic, p)
             for topic in topics

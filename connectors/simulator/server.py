@@ -155,7 +155,8 @@ class Simulator:
         return web.json_response(state)
 
     async def _pin(self, request: web.Request) -> web.Response:
-        """Hold a market at a price; with ``"send": true`` also send a tick at once.
+        """Hold a market at a price; with ``"send": true`` also send a tick at once (from
+        every venue, or from those named in ``"venues"``).
 
         The answer carries ``sent_at`` (Unix time after the frames left), which the latency
         benchmark compares with the time the price shows up at the API.
@@ -169,8 +170,12 @@ class Simulator:
             raise web.HTTPBadRequest(text='expected {"value": "<decimal>"}') from None
         answer: dict[str, Any] = {"market": market, "value": str(value)}
         if body.get("send"):
+            names = body.get("venues") or list(self.venues)
+            unknown = [n for n in names if n not in self.venues]
+            if unknown:
+                raise web.HTTPBadRequest(text=f"no simulated venue {', '.join(map(str, unknown))}")
             now_ms = int(time.time() * 1000)
-            await asyncio.gather(*(venue.tick(now_ms) for venue in self.venues.values()))
+            await asyncio.gather(*(self.venues[n].tick(now_ms) for n in names))
             answer["sent_at"] = time.time()
         return web.json_response(answer)
 

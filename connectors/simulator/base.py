@@ -306,10 +306,6 @@ class SimVenue:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def broadcast(self, text: str) -> None:
-        for client in list(self.clients):
-            await client.send(text)
-
     async def notice_then_close(self, frame_for: Any) -> None:
         """Send each client its notice (``frame_for(client)``), close them after the grace."""
         warned = list(self.clients)

@@ -13,7 +13,8 @@ from aiokafka.partitioner import murmur2
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from connectors import registry
-from connectors.venues.base import excerpt
+from connectors.settings import ConnectorSettings
+from connectors.venues.base import PollingVenue, excerpt
 from pipeline import metrics
 from pipeline.broadcast import Broadcast, follow
 from pipeline.failover import Policy
@@ -53,6 +54,18 @@ def partition_of(key: str, partitions: int) -> int:
     return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
+def silence_limits() -> dict[str, float]:
+    """Each venue's silence limit (polled sources: twice their default poll interval)."""
+    limits = {}
+    for name, venue in registry.VENUES.items():
+        if isinstance(venue, PollingVenue):
+            interval = ConnectorSettings.model_fields[venue.interval_setting].default
+            limits[name] = venue.silence_limit(float(interval))
+        else:
+            limits[name] = venue.silence_limit_s
+    return limits
+
+
 def policy_from(settings: WorkerSettings) -> Policy:
     return Policy(
         directions=settings.rates_directions,
@@ -61,7 +74,7 @@ def policy_from(settings: WorkerSettings) -> Policy:
         hysteresis_s=settings.rates_hysteresis_s,
         max_deviation=settings.rates_max_deviation,
         status_timeout_s=settings.rates_status_timeout_s,
-        silence_limits_s={name: v.silence_limit_s for name, v in registry.VENUES.items()},
+        silence_limits_s=silence_limits(),
         reference_priority=settings.rates_reference_priority,
         reference_max_age_s={"cbr": settings.rates_cbr_max_age_s},
     )

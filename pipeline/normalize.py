@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from connectors.venues.base import WebsocketVenue
+from connectors.venues.base import Venue
 from pipeline.failover import Health, Policy, age_s, reference_fresh
 from schemas.errors import FrameError
 from schemas.records import Leg, Quote, RawFrame
@@ -178,7 +178,7 @@ def _references(
 
 def normalize(
     raw: RawFrame,
-    venues: Mapping[str, WebsocketVenue],
+    venues: Mapping[str, Venue],
     conversion: Conversion,
     references: References,
     health: Health,

@@ -7,14 +7,14 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from schemas.settings import CommaList, CommonSettings, check_venues, split_commas
-from schemas.venues import VENUES
+from schemas.venues import EXCHANGERS
 
 
 class WorkerSettings(CommonSettings):
     """What the pipeline normalizes and how it chooses a venue."""
 
     rates_priority: CommaList = Field(
-        default=VENUES, description="venue preference, most preferred first"
+        default=EXCHANGERS, description="exchanger preference, most preferred first"
     )
     rates_max_age_s: float = Field(
         default=60.0, gt=0, description="a quote older than this is stale (quiet symbols)"
@@ -71,6 +71,13 @@ class WorkerSettings(CommonSettings):
     @classmethod
     def _split_priority(cls, value: Any) -> Any:
         return split_commas(value)
+
+    @field_validator("rates_reference_priority")
+    @classmethod
+    def _known_references(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("no USD-RUB reference source")
+        return check_venues(value, "RATES_REFERENCE_PRIORITY")
 
     @field_validator("rates_priority")
     @classmethod

@@ -27,6 +27,12 @@ _OWN_PREFIXES = (
     "KAFKA_",
     "API_",
     "BINANCE_",
+    "KRAKEN_",
+    "OKX_",
+    "BYBIT_",
+    "COINBASE_",
+    "COINGECKO_",
+    "CBR_",
     "DATABASE_",
     "LOG_",
     "CONNECTOR_",
@@ -254,3 +260,45 @@ def courses(base: str, **params: Any) -> tuple[int, Any]:
     """GET /api/v1/courses; the JSON body with numbers as Decimal (exact digits)."""
     response = httpx.get(f"{base}/api/v1/courses", params=params, timeout=5)
     return response.status_code, json.loads(response.text, parse_float=Decimal)
+
+
+def metric_values(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Prometheus text as {(sample name, labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def read_topics(
+    bootstrap: str, topics: list[str], idle_s: float = 1.5
+) -> dict[str, list[tuple[bytes, bytes]]]:
+    """Every record of these topics from the start, as (key, value), until idle_s of quiet."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50
+    )
+    await consumer.start()
+    found: dict[str, list[tuple[bytes, bytes]]] = {topic: [] for topic in topics}
+    try:
+        await consumer.topics()  # the topics exist already: the bootstrap metadata has them
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < idle_s:
+            batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            for tp, records in batch.items():
+                found[tp.topic].extend((r.key or b"", r.value or b"") for r in records)
+                quiet_since = time.monotonic()
+    finally:
+        await consumer.stop()
+    return found

@@ -112,6 +112,17 @@ class ConnectionContext(Generic[V]):
         return f"{self.venue.name}-{int(time.time())}-{self.connections}"
 
 
+def publish_status_change(ctx: ConnectionContext[V]) -> None:
+    """Publish the venue's status now if it changed, ahead of the frame that changed it.
+
+    Workers judge a venue by its status: seeing ``up`` before its first quote means they
+    never start on another venue and then wait out the hysteresis to come back.
+    """
+    status = ctx.tracker.due(ctx.clock())
+    if status is not None:
+        ctx.sink.status(status)
+
+
 def on_frame(
     ctx: ConnectionContext[V], text: str, received_at: datetime, conn_id: str
 ) -> FrameKind:
@@ -120,6 +131,7 @@ def on_frame(
     frame = venue.classify(text)
     metrics.FRAMES.labels(venue.name, frame.kind.value).inc()
     ctx.tracker.frame(frame.kind, received_at)
+    publish_status_change(ctx)
     if log.isEnabledFor(logging.DEBUG):
         log.debug("%s %s frame: %s", venue.name, frame.kind.value, excerpt(text))
     if frame.kind is FrameKind.MALFORMED:

@@ -15,7 +15,12 @@ from aiokafka import AIOKafkaProducer
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from connectors import http, metrics, registry
-from connectors.connection import ConnectionContext, RateLimiter, connect_once
+from connectors.connection import (
+    ConnectionContext,
+    RateLimiter,
+    connect_once,
+    publish_status_change,
+)
 from connectors.polling import poll_once
 from connectors.publisher import KafkaPublisher, Sink
 from connectors.settings import ConnectorSettings
@@ -86,6 +91,7 @@ def _on_retry(ctx: ConnectionContext[Any], reach: Reachability, attempt: Attempt
     reason, words = describe(attempt.error)
     metrics.RECONNECTS.labels(venue, reason).inc()
     ctx.tracker.down(ctx.clock(), words)
+    publish_status_change(ctx)
     level = logging.INFO if attempt.error is None else logging.WARNING
     log.log(
         level,

@@ -174,6 +174,7 @@ def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow)
 
     @app.agent(raw_topic)
     async def normalize_frames(stream: faust.StreamT[bytes]) -> None:
+        await broadcast.loaded.wait()  # references and venue states first
         async for value in stream:
             result = frame_quotes(value)
             if result is None:
@@ -189,6 +190,7 @@ def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow)
 
     @app.agent(normalized_topic)
     async def track_latest(stream: faust.StreamT[bytes]) -> None:
+        await broadcast.loaded.wait()  # venue states and previous choices first
         async for value in stream:
             try:
                 quote = Quote.from_json(value)
@@ -209,7 +211,7 @@ def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow)
     @app.timer(interval=settings.rates_publish_interval_s)  # type: ignore[untyped-decorator]
     async def republish() -> None:
         # During a rebalance the table may be mid-recovery and go backwards: publish nothing.
-        if app.rebalancing:
+        if app.rebalancing or not broadcast.loaded.is_set():
             return
         now = clock()
         for direction in settings.rates_directions:
@@ -224,16 +226,27 @@ def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow)
             await publish(rates.decide(direction, now), "timer")
 
     async def on_latest(record: Latest) -> None:
-        # The leader owns the active venue: recompute it as soon as any direction changes.
-        if app.is_leader() and not app.rebalancing:
-            previous = rates.chosen.get(ACTIVE_KEY)
-            active = rates.active(clock())
-            if previous is None or previous.venue != active.venue:
-                await publish(active, "change")
+        # The leader owns the active venue. It reacts at once when the active venue is
+        # unhealthy (or there is none yet); coverage changes wait for the timer, because
+        # directions are decided on different workers and may disagree for milliseconds.
+        if not app.is_leader() or app.rebalancing or not broadcast.loaded.is_set():
+            return
+        now = clock()
+        current = rates.chosen.get(ACTIVE_KEY) or broadcast.latest.get(ACTIVE_KEY)
+        healthy = (
+            current is not None
+            and current.venue is not None
+            and broadcast.health.healthy_for(current.venue, now, policy) is not None
+        )
+        if healthy:
+            return
+        active = rates.active(now)
+        if current is None or current.venue != active.venue:
+            await publish(active, "change")
 
     @app.timer(interval=settings.rates_publish_interval_s, on_leader=True)  # type: ignore[untyped-decorator]
     async def republish_active() -> None:
-        if not app.rebalancing:
+        if not app.rebalancing and broadcast.loaded.is_set():
             await publish(rates.active(clock()), "timer")
 
     @app.on_partitions_assigned.connect

@@ -38,6 +38,8 @@ class Broadcast:
     references: References = field(default_factory=References)
     #: direction (and "*") -> the last record seen on rates.latest, from any worker.
     latest: dict[str, Latest] = field(default_factory=dict)
+    #: Set once the tails read at start are applied: decisions wait for it.
+    loaded: asyncio.Event = field(default_factory=asyncio.Event)
 
     def apply_status(self, status: VenueStatus, published_at: datetime) -> None:
         statuses = self.health.statuses
@@ -97,11 +99,21 @@ async def follow(
                     kind = kinds[tp.topic]
                     for record in records:
                         await _apply(kind, record, state, on_latest, clock)
+                if not state.loaded.is_set() and await _caught_up(consumer, ends):
+                    log.info("broadcast state loaded")
+                    state.loaded.set()
         except KafkaError as exc:
             log.warning("broadcast reader failed (%s); restarting in 1 s", exc)
             await asyncio.sleep(1.0)
         finally:
             await consumer.stop()
+
+
+async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
 
 
 async def _apply(

@@ -91,7 +91,7 @@ class Health:
         """Plain words for why a venue is not healthy."""
         status = self.statuses.get(venue)
         if status is None:
-            return "silent"
+            return "not reporting" if venue not in self.last_data else "silent"
         if status.state != "up":
             return status.state
         return "status lost"
@@ -162,29 +162,50 @@ class Decision:
 
 def _pick(
     candidates: set[str],
-    previous_venue: str | None,
+    previous: Latest | None,
     health: Health,
     now: datetime,
     policy: Policy,
-) -> tuple[str, bool]:
-    """(venue, switched back after hysteresis?) among candidates, honouring hysteresis."""
+) -> tuple[str, str | None]:
+    """The venue among candidates, and the reason when it replaces a still-usable choice.
 
-    def settled(venue: str) -> bool:
+    Hysteresis holds back a venue that *recovered*: one that failed after the current choice
+    was made. A venue healthy since before that (its first quote just came later, as at a
+    cold start) is preferred at once.
+    """
+    previous_venue = previous.venue if previous is not None else None
+    chosen_for = (
+        (now - previous.since).total_seconds()
+        if previous is not None and previous.since is not None
+        else 0.0
+    )
+
+    def why_settled(venue: str) -> str | None:
         healthy = health.healthy_for(venue, now, policy)
-        return healthy is not None and healthy >= policy.hysteresis_s
+        if healthy is None:
+            return None
+        if healthy >= policy.hysteresis_s:
+            return f"{venue} preferred again after {policy.hysteresis_s:g} s healthy"
+        if healthy > chosen_for:
+            return f"{venue} preferred: healthy since before {previous_venue} was chosen"
+        return None
 
     def by_rank(venue: str) -> tuple[int, str]:
         return (policy.rank(venue), venue)
 
     if previous_venue in candidates:
-        better = [
-            v for v in candidates if policy.rank(v) < policy.rank(previous_venue) and settled(v)
-        ]
-        return (min(better, key=by_rank), True) if better else (previous_venue, False)
+        better = sorted(
+            (v for v in candidates if policy.rank(v) < policy.rank(previous_venue)), key=by_rank
+        )
+        for venue in better:
+            reason = why_settled(venue)
+            if reason is not None:
+                return venue, reason
+        return previous_venue, None
     if previous_venue is None:
-        return min(candidates, key=by_rank), False
-    ready = [v for v in candidates if settled(v)]
-    return min(ready or candidates, key=by_rank), False
+        return min(candidates, key=by_rank), None
+    ready = [v for v in candidates if why_settled(v) is not None]
+    return min(ready or candidates, key=by_rank), None
 
 
 def choose(
@@ -209,13 +230,13 @@ def choose(
     }
     previous_venue = previous.venue if previous is not None else None
     if candidates:
-        venue, came_back = _pick(candidates, previous_venue, health, now, policy)
+        venue, back = _pick(candidates, previous, health, now, policy)
         if venue == previous_venue and previous is not None and not previous.stale:
             reason, since = previous.reason, previous.since
         else:
             since = now
-            if came_back:
-                reason = f"{venue} preferred again after {policy.hysteresis_s:g} s healthy"
+            if back is not None:
+                reason = back
             elif previous_venue is not None and previous_venue != venue:
                 reason = problems.get(previous_venue) or f"{previous_venue} has no quote"
             else:
@@ -307,15 +328,18 @@ def choose_active(
         )
     best = max(coverage.values())
     candidates = {v for v, n in coverage.items() if n == best}
-    venue, came_back = _pick(candidates, previous_venue, health, now, policy)
+    venue, back = _pick(candidates, previous, health, now, policy)
     total = len(policy.directions)
     if venue == previous_venue and previous is not None and not previous.stale:
         reason, since = previous.reason, previous.since
-    elif came_back:
-        reason, since = f"{venue} preferred again after {policy.hysteresis_s:g} s healthy", now
+    elif back is not None:
+        reason, since = back, now
     elif previous_venue is not None and previous_venue != venue:
-        served = coverage.get(previous_venue, 0)
-        reason, since = f"{previous_venue} fresh in {served} of {total} directions", now
+        if health.healthy_for(previous_venue, now, policy) is None:
+            reason = f"{previous_venue} {health.why_not(previous_venue, now, policy)}"
+        else:
+            reason = f"{previous_venue} fresh in {coverage.get(previous_venue, 0)} of {total}"
+        since = now
     else:
         reason, since = f"fresh in {best} of {total} directions", now
     return Latest(

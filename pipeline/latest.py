@@ -81,9 +81,13 @@ class LatestRates:
         return latest
 
     def active(self, now: datetime) -> Latest:
-        """The active venue, from every direction's latest record (this worker's or others')."""
-        view = {**self.broadcast.latest, **self.chosen}
-        previous = self.chosen.get(ACTIVE_KEY) or self.broadcast.latest.get(ACTIVE_KEY)
+        """The active venue, from every direction's last record on rates.latest.
+
+        Only the topic's view: this worker's own choices reach it within milliseconds, and
+        its memory may still hold directions another worker has taken over.
+        """
+        view = self.broadcast.latest
+        previous = self.chosen.get(ACTIVE_KEY) or view.get(ACTIVE_KEY)
         latest = choose_active(view, previous, self.broadcast.health, self.policy, now)
         self._note_switch(previous, latest)
         self.chosen[ACTIVE_KEY] = latest

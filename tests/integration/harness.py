@@ -243,8 +243,12 @@ class LatestWatcher:
         asyncio.run(follow())
 
     def since(self, moment: float) -> list[Latest]:
+        return [record for _, record in self.records_since(moment)]
+
+    def records_since(self, moment: float) -> list[tuple[float, Latest]]:
+        """(arrival time, record) for every record that arrived at or after ``moment``."""
         with self._lock:
-            return [record for at, record in self.records if at >= moment]
+            return [(at, record) for at, record in self.records if at >= moment]
 
     def latest(self, direction: str) -> Latest | None:
         with self._lock:

@@ -239,3 +239,19 @@ def test_active_venue_serves_every_direction_and_honours_hysteresis(clock: Clock
     assert (back.venue, back.since) == ("binance", later)
     none = choose_active({}, back, health, POLICY, later)
     assert (none.venue, none.stale) == ("binance", True)
+
+
+def test_a_venue_healthy_before_the_choice_is_preferred_at_once(clock: Clock) -> None:
+    """At a cold start the second venue's first quote may come first: no hysteresis then."""
+    world = World(clock)
+    world.state("binance", "up")
+    world.state("kraken", "up")
+    clock.advance(1)
+    world.keep_reporting()
+    world.tick("kraken", "101")
+    assert world.choose().venue == "kraken"
+    clock.advance(0.01)
+    world.tick("binance", "100")
+    latest = world.choose()
+    assert latest.venue == "binance"
+    assert latest.reason == "binance preferred: healthy since before kraken was chosen"

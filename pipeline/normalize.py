@@ -59,11 +59,18 @@ def to_directions(quote: Quote, conversion: Conversion) -> list[Quote]:
 def normalize(
     raw: RawFrame, venues: Mapping[str, WebsocketVenue], conversion: Conversion
 ) -> Sequence[Quote]:
-    """All direction quotes in one raw frame; FrameError when it cannot be parsed."""
+    """All direction quotes in one raw frame; FrameError when it cannot be parsed.
+
+    A replayed frame is parsed at its original receive time (``recorded_at``), so a quote
+    whose venue gives no time keeps its original ``ts`` and id; its ``received_at`` is the
+    replay's, so freshness works as live.
+    """
     venue = venues.get(raw.venue)
     if venue is None:
         raise FrameError(f"frame from unknown venue {raw.venue!r}")
     quotes: list[Quote] = []
-    for market_quote in venue.parse(raw.frame, raw.received_at):
+    for market_quote in venue.parse(raw.frame, raw.recorded_at or raw.received_at):
+        if raw.recorded_at is not None:
+            market_quote = replace(market_quote, received_at=raw.received_at)
         quotes.extend(to_directions(market_quote, conversion))
     return quotes

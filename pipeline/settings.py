@@ -44,3 +44,34 @@ class WorkerSettings(CommonSettings):
     @classmethod
     def _known_priority(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return check_venues(value, "RATES_PRIORITY")
+
+
+class HistorySettings(CommonSettings):
+    """How the history writer (``rates history``) batches, retries and expires history."""
+
+    history_batch_size: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description="most records written to PostgreSQL in one transaction (bounds memory)",
+    )
+    history_flush_interval_s: float = Field(
+        default=0.5, gt=0, le=60, description="a partial batch is written after this long"
+    )
+    history_retry_cap_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="longest wait between writes while PostgreSQL is unreachable",
+    )
+    rates_history_retention_days: int = Field(
+        default=30,
+        ge=0,
+        description="quotes and switches older than this (venue time) are deleted; 0 keeps all",
+    )
+    history_retention_interval_s: float = Field(
+        default=3600, gt=0, description="how often the history writer applies the retention"
+    )
+    history_metrics_port: int = Field(
+        default=9103, ge=0, le=65535, description="Prometheus port of the history writer; 0: off"
+    )

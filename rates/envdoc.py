@@ -16,7 +16,7 @@ from pydantic_core import PydanticUndefined
 
 from api.settings import ApiSettings
 from connectors.settings import ConnectorSettings
-from pipeline.settings import WorkerSettings
+from pipeline.settings import HistorySettings, WorkerSettings
 from schemas.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +30,7 @@ SECTIONS: tuple[tuple[str, type[CommonSettings]], ...] = (
     ("every process", CommonSettings),
     ("connector (`rates connect`)", ConnectorSettings),
     ("worker (`rates worker`)", WorkerSettings),
+    ("history writer (`rates history`)", HistorySettings),
     ("API (`rates api`)", ApiSettings),
 )
 

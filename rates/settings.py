@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from api.settings import ApiSettings
 from connectors.settings import ConnectorSettings
-from pipeline.settings import WorkerSettings
+from pipeline.settings import HistorySettings, WorkerSettings
 
 
-class StackSettings(ConnectorSettings, WorkerSettings, ApiSettings):
+class StackSettings(ConnectorSettings, WorkerSettings, HistorySettings, ApiSettings):
     """Every setting of every process of the stack."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 T = TypeVar("T")
 
@@ -29,6 +31,7 @@ _OWN_PREFIXES = (
     "LOG_",
     "CONNECTOR_",
     "WORKER_",
+    "HISTORY_",
 )
 
 
@@ -38,6 +41,7 @@ def clean_env(**overrides: str) -> dict[str, str]:
         {
             "CONNECTOR_METRICS_PORT": "0",
             "WORKER_METRICS_PORT": "0",
+            "HISTORY_METRICS_PORT": "0",
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
         }
@@ -168,3 +172,60 @@ def courses(base: str, **params: Any) -> tuple[int, Any]:
     """GET /api/v1/courses; the JSON body with numbers as Decimal (exact digits)."""
     response = httpx.get(f"{base}/api/v1/courses", params=params, timeout=5)
     return response.status_code, json.loads(response.text, parse_float=Decimal)
+
+
+def read_topics(bootstrap: str, topics: list[str], timeout_s: float = 30.0) -> list[Any]:
+    """Every record now in these topics (from offset 0 to the high-water mark)."""
+    return asyncio.run(_read_topics(bootstrap, topics, timeout_s))
+
+
+async def _read_topics(bootstrap: str, topics: list[str], timeout_s: float) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()
+        tps = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        found: list[Any] = []
+        # The end is each partition's first known high-water mark (not end_offsets(), which
+        # Tansu under-reports), so topics that keep growing are read up to a point too.
+        ends: dict[TopicPartition, int] = {}
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for messages in batch.values():
+                found.extend(messages)
+            for tp in tps:
+                highwater = consumer.highwater(tp)
+                if tp not in ends and highwater is not None:
+                    ends[tp] = highwater
+            if len(ends) == len(tps) and all(
+                [await consumer.position(tp) >= end for tp, end in ends.items()]
+            ):
+                return found
+        raise AssertionError(f"could not read {topics} to their end in {timeout_s:g} s")
+    finally:
+        await consumer.stop()
+
+
+def produce(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
+    """Publish (topic, key, value) records and wait until the broker has them all."""
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        await producer.start()
+        try:
+            for topic, key, value in records:
+                await producer.send(topic, key=key, value=value)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import dataclasses
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from connectors import registry
+from connectors.venues.base import quote_id
 from pipeline.normalize import Conversion, normalize, to_directions
 from schemas.errors import FrameError, UnknownSymbol
 from schemas.records import Quote, RawFrame
@@ -66,3 +68,23 @@ def test_normalize_rejects_unknown_venues_and_bad_frames() -> None:
     unknown = '{"e":"trade","s":"NOPEUSDT","t":1,"p":"1","T":1}'
     with pytest.raises(UnknownSymbol):
         normalize(RawFrame("binance", T, unknown, "c"), registry.VENUES, conv)
+
+
+def _priced_without_time(frame: str, received_at: datetime) -> list[Quote]:
+    """A venue that gives no event time: ts is the receive time, the id a hash of it."""
+    value = Decimal(frame)
+    qid = quote_id("tsless", "BTCUSDT", received_at, value)
+    return [Quote("tsless", "BTC-USDT", value, received_at, received_at, qid)]
+
+
+def test_a_replayed_frame_keeps_its_original_time_and_id_but_is_fresh() -> None:
+    binance = registry.VENUES["binance"]
+    venue = dataclasses.replace(binance, name="tsless", parse=_priced_without_time)
+    conv = Conversion(DEFAULT_DIRECTIONS)
+    live = RawFrame("tsless", T, "95000.5", "c1")
+    (original,) = normalize(live, {"tsless": venue}, conv)
+    now = T + timedelta(days=3)
+    replayed = RawFrame("tsless", now, "95000.5", "replay", recorded_at=T)
+    (again,) = normalize(replayed, {"tsless": venue}, conv)
+    assert (again.id, again.ts, again.value) == (original.id, original.ts, original.value)
+    assert again.received_at == now

@@ -180,7 +180,7 @@ async def _insert(
             cursor = await conn.execute(sql, columns(rows))
             return max(cursor.rowcount, 0)
     except (psycopg.DataError, psycopg.IntegrityError) as exc:
-        log.warning("history: PostgreSQL refuses a row of %s (%s); storing one by one", table, exc)
+        log.warning("PostgreSQL refuses a row of %s (%s); storing one by one", table, exc)
     stored = 0
     for row in rows:
         try:
@@ -189,7 +189,7 @@ async def _insert(
                 stored += max(cursor.rowcount, 0)
         except (psycopg.DataError, psycopg.IntegrityError) as exc:
             metrics.HISTORY_BAD_RECORDS.labels(table).inc()
-            log.warning("history: skipped a row of %s PostgreSQL refuses (%s): %r", table, exc, row)
+            log.warning("skipped a row of %s PostgreSQL refuses (%s): %r", table, exc, row)
     return stored
 
 
@@ -228,7 +228,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.writer.on_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        log.info("history: assigned %d partition(s)", len(assigned))
+        log.info("assigned %d partition(s)", len(assigned))
 
 
 # -- the writer -----------------------------------------------------------------------------
@@ -248,8 +248,6 @@ class HistoryWriter:
         self.prepare = prepare
         self.clock = clock
         self.consumer = AIOKafkaConsumer(
-            self.topics.normalized,
-            self.topics.latest,
             bootstrap_servers=settings.bootstrap,
             group_id=self.topics.history_group,
             enable_auto_commit=False,
@@ -285,7 +283,7 @@ class HistoryWriter:
             return Latest.from_json(value or b"")
         except RecordError as exc:
             metrics.HISTORY_BAD_RECORDS.labels(topic).inc()
-            log.warning("history: skipped a bad record on %s: %s", topic, exc)
+            log.warning("skipped a bad record on %s: %s", topic, exc)
             return None
 
     def on_revoked(self, revoked: set[TopicPartition]) -> None:
@@ -293,24 +291,25 @@ class HistoryWriter:
         # from the committed offsets, so what is not durable yet is consumed again there.
         if self.batch:
             log.info(
-                "history: rebalance; %d records not yet stored are left to be consumed again",
+                "rebalance; %d records not yet stored are left to be consumed again",
                 self.batch.records,
             )
         self.batch = Batch()
         self.chosen = None
         metrics.HISTORY_PENDING.set(0)
 
-    def batch_due(self) -> bool:
+    def due_in(self) -> float:
+        """Seconds until the batch must be written (0: now)."""
+        interval = self.settings.history_flush_interval_s
         if not self.batch:
-            return False
-        full = self.batch.records >= self.settings.history_batch_size
-        old = time.monotonic() - self.batch.opened >= self.settings.history_flush_interval_s
-        return full or old
+            return interval
+        if self.batch.records >= self.settings.history_batch_size:
+            return 0.0
+        return max(0.0, self.batch.opened + interval - time.monotonic())
 
-    async def fetch(self) -> None:
+    async def fetch(self, wait_s: float) -> None:
         room = self.settings.history_batch_size - self.batch.records
-        wait_ms = int(self.settings.history_flush_interval_s * 1000)
-        found = await self.consumer.getmany(timeout_ms=wait_ms, max_records=max(1, room))
+        found = await self.consumer.getmany(timeout_ms=int(wait_s * 1000) + 1, max_records=room)
         for tp, messages in found.items():
             for message in messages:
                 self.batch.add(tp, message.offset, self.decode(tp.topic, message.value))
@@ -350,14 +349,14 @@ class HistoryWriter:
             metrics.HISTORY_NEWEST.set(newest.timestamp())
         for switch in switches:
             log.info(
-                "history: switch %s: %s -> %s at %s (%s)",
+                "stored switch %s: %s -> %s at %s (%s)",
                 switch.direction,
                 switch.from_venue,
                 switch.to_venue,
                 switch.at.isoformat(),
                 switch.reason,
             )
-        log.debug("history: stored %d quotes, %d switches", stored_quotes, stored_switches)
+        log.debug("stored %d quotes, %d switches", stored_quotes, stored_switches)
 
     async def flush(self) -> bool:
         """Write the batch and commit its offsets; False (batch kept) when PostgreSQL fails."""
@@ -373,7 +372,7 @@ class HistoryWriter:
             await self.consumer.commit(batch.offsets)
         except KafkaError as exc:
             # The rows are stored: at worst they are consumed and skipped again.
-            log.warning("history: offset commit failed (%s); records may be redelivered", exc)
+            log.warning("offset commit failed (%s); records may be redelivered", exc)
         if self.batch is batch:
             self.batch = Batch()
         metrics.HISTORY_PENDING.set(self.batch.records)
@@ -389,19 +388,19 @@ class HistoryWriter:
             self.down_since = time.monotonic()
             self.pause()
             log.warning(
-                "history: PostgreSQL does not accept writes (%s); consumption paused, "
+                "PostgreSQL does not accept writes (%s); consumption paused, "
                 "%d records held, retrying",
                 words,
                 self.batch.records,
             )
         else:
-            log.debug("history: write failed again: %s", words)
+            log.debug("write failed again: %s", words)
 
     def recovered(self) -> None:
         metrics.HISTORY_DATABASE_UP.set(1)
         if self.down_since is not None:
             log.info(
-                "history: PostgreSQL accepts writes again after %.1f s; consumption resumed",
+                "PostgreSQL accepts writes again after %.1f s; consumption resumed",
                 time.monotonic() - self.down_since,
             )
             self.down_since = None
@@ -440,7 +439,7 @@ class HistoryWriter:
                 if deleted < RETENTION_CHUNK:
                     break
         if total:
-            log.info("history: retention deleted %d rows older than %s", total, cutoff.isoformat())
+            log.info("retention deleted %d rows older than %s", total, cutoff.isoformat())
         return total
 
     async def retention_loop(self) -> None:
@@ -453,7 +452,7 @@ class HistoryWriter:
                     async with asyncio.timeout(WRITE_TIMEOUT_S * 10):
                         await self.apply_retention()
                 except (psycopg.Error, PoolTimeout, TimeoutError, OSError) as exc:
-                    log.warning("history: retention failed (%s); trying again later", exc)
+                    log.warning("retention failed (%s); trying again later", exc)
                     delay = min(delay, 60.0)
             else:
                 delay = min(delay, 1.0)  # not connected yet: the writer prepares the schema
@@ -476,16 +475,17 @@ class HistoryWriter:
         )
         try:
             while True:
+                if self.down_since is not None and not self.batch:
+                    # A rebalance dropped what was held: consume again, and find out.
+                    self.down_since = None
+                    self.resume()
                 if self.down_since is not None:
-                    if not self.batch:
-                        self.recovered()  # a rebalance dropped what was held
-                        continue
                     await self.wait_before_retry()
                     await self.flush()
-                elif self.batch_due():
-                    await self.flush()
+                elif (wait_s := self.due_in()) > 0:
+                    await self.fetch(wait_s)
                 else:
-                    await self.fetch()
+                    await self.flush()
         finally:
             retention.cancel()
             await self.close()
@@ -498,7 +498,7 @@ class HistoryWriter:
                     await self.write(self.batch)
                     await self.consumer.commit(self.batch.offsets)
             except (psycopg.Error, PoolTimeout, TimeoutError, OSError, KafkaError) as exc:
-                log.warning("history: %d records not stored at exit: %s", self.batch.records, exc)
+                log.warning("%d records not stored at exit: %s", self.batch.records, exc)
         await self.consumer.stop()
         await self.pool.close()
 

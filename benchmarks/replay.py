@@ -6,7 +6,8 @@ recording is replayed at max speed into its topics, and the throughput is the nu
 quotes divided by the time from the replay's start to the broker timestamp of the last quote.
 
 - Faust: ``rates worker`` as deployed (the ``normalize_frames`` agent, with ``track_latest``
-  consuming its output in the same process).
+  consuming its output in the same process); and the same app without ``track_latest``,
+  which is what the normalize agent reaches on its own.
 - Plain: one aiokafka loop: consume a batch, the same pure parsers
   (``pipeline.normalize.normalize``), a dict of latest quotes, produce, commit after flush.
 """
@@ -198,6 +199,8 @@ def run() -> dict[str, Any]:
             plain = measure(plain_argv, "plain loop ready", "plain", bootstrap, recording, n, tmp)
             worker = [*RATES, "worker"]
             faust = measure(worker, "worker ready in", "faust", bootstrap, recording, n, tmp)
+            alone = [sys.executable, "-m", "benchmarks.replay", "normalize-only"]
+            agent = measure(alone, "worker ready in", "agent", bootstrap, recording, n, tmp)
         finally:
             tansu.stop()
     return {
@@ -205,8 +208,10 @@ def run() -> dict[str, Any]:
         "quotes": n,
         "venues": venues,
         "faust_quotes_per_s": round(faust),
+        "normalize_agent_alone_quotes_per_s": round(agent),
         "plain_quotes_per_s": round(plain),
         "ratio": round(faust / plain, 3),
+        "ratio_normalize_agent_alone": round(agent / plain, 3),
         "targets": {"ratio": TARGET_RATIO},
     }
 
@@ -219,10 +224,29 @@ def report(result: dict[str, Any]) -> str:
             f"{r['frames']} frames -> {r['quotes']} quotes ({', '.join(r['venues'])})",
             f"Faust worker (normalize agent; track_latest alongside): "
             f"{r['faust_quotes_per_s']} quotes/s",
+            f"the normalize agent alone (worker without track_latest): "
+            f"{r['normalize_agent_alone_quotes_per_s']} quotes/s",
             f"plain aiokafka consume-normalize-produce loop: {r['plain_quotes_per_s']} quotes/s",
-            f"ratio {r['ratio']} (target >= {r['targets']['ratio']})",
+            f"ratio {r['ratio']} (target >= {r['targets']['ratio']}); "
+            f"the normalize agent alone: {r['ratio_normalize_agent_alone']}",
         ]
     )
+
+
+def normalize_only_worker() -> None:
+    """The worker without ``track_latest``: what the normalize agent reaches on its own."""
+    from pipeline import worker
+    from pipeline.app import create_app
+    from pipeline.settings import WorkerSettings
+
+    settings = WorkerSettings()
+    app = create_app(settings)
+    for name in [n for n in app.agents if n.endswith("track_latest")]:
+        del app.agents[name]
+    app.conf.datadir.mkdir(parents=True, exist_ok=True)
+    runner = worker.Worker(app, loglevel="INFO", quiet=True)
+    runner.launched_at = time.monotonic()
+    runner.execute_from_commandline()
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["plain"]:
@@ -231,3 +255,5 @@ if __name__ == "__main__" and sys.argv[1:] == ["plain"]:
 
     settings = CommonSettings()
     asyncio.run(plain_loop(settings.bootstrap, settings.topics, list(settings.rates_venues)))
+elif __name__ == "__main__" and sys.argv[1:] == ["normalize-only"]:
+    normalize_only_worker()

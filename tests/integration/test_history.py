@@ -187,6 +187,7 @@ def test_postgres_down_for_30_s_loses_no_history(
                 return None
 
         wait_until(first_rows, 60, "history rows")
+        wait_until(lambda: courses(base)[0] == 200, 60, "the API to serve rates")
 
         pg.stop()
         down_at = datetime.now(UTC)

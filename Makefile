@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run demo test test-unit test-integration lint format docs bench clean
+.PHONY: help install run demo test test-unit test-integration lint format docs bench recording clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ docs: install ## regenerate .env.example and the README configuration table from
 
 bench: install ## run the benchmarks; numbers are printed and saved in bench-results/
 	$(BIN)/python -m benchmarks
+
+recording: install ## regenerate recordings/sample.jsonl.gz from the simulator (about 2 min)
+	$(BIN)/python scripts/make_recording.py
 
 clean: ## remove the virtualenv, caches and local state (.rates)
 	rm -rf $(VENV) .rates .mypy_cache .ruff_cache .pytest_cache *.egg-info

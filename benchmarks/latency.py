@@ -30,8 +30,11 @@ def run() -> dict[str, Any]:
     latencies: list[float] = []
     with demo_stack() as stack, httpx.Client(timeout=5) as client:
         url = f"{stack.base}/api/v1/courses"
-        for i in range(SAMPLES):
-            value = Decimal(f"{90000 + i}.{rng.randrange(10**8):08d}")
+        # Stay within a hair of the market: a price far from the other venues' is an
+        # outlier the pipeline rightly refuses to serve.
+        market = Decimal(client.get(f"{stack.control}/_sim/state").json()["prices"]["BTC-USDT"])
+        for _ in range(SAMPLES):
+            value = market.quantize(Decimal(1)) + Decimal(f"0.{rng.randrange(10**8):08d}")
             # One Binance trade at the new price; every venue keeps ticking in the background.
             sent = client.post(
                 f"{stack.control}/_sim/price/BTC-USDT",

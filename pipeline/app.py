@@ -13,13 +13,11 @@ from aiokafka.partitioner import murmur2
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from connectors import registry
-from connectors.settings import ConnectorSettings
-from connectors.venues.base import PollingVenue, excerpt
+from connectors.venues.base import excerpt
 from pipeline import metrics
 from pipeline.broadcast import Broadcast, follow
-from pipeline.failover import Policy
 from pipeline.latest import LatestRates
-from pipeline.normalize import Conversion, Normalized, normalize
+from pipeline.normalize import Conversion, Normalized, Normalizer
 from pipeline.settings import WorkerSettings
 from schemas.errors import FrameError, RecordError, UnknownSymbol
 from schemas.records import Latest, Quote, RawFrame
@@ -52,32 +50,6 @@ def utcnow() -> datetime:
 def partition_of(key: str, partitions: int) -> int:
     """The partition the producer's default partitioner (murmur2) gives a key."""
     return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
-
-
-def silence_limits() -> dict[str, float]:
-    """Each venue's silence limit (polled sources: twice their default poll interval)."""
-    limits = {}
-    for name, venue in registry.VENUES.items():
-        if isinstance(venue, PollingVenue):
-            interval = ConnectorSettings.model_fields[venue.interval_setting].default
-            limits[name] = venue.silence_limit(float(interval))
-        else:
-            limits[name] = venue.silence_limit_s
-    return limits
-
-
-def policy_from(settings: WorkerSettings) -> Policy:
-    return Policy(
-        directions=settings.rates_directions,
-        priority=settings.rates_priority,
-        max_age_s=settings.rates_max_age_s,
-        hysteresis_s=settings.rates_hysteresis_s,
-        max_deviation=settings.rates_max_deviation,
-        status_timeout_s=settings.rates_status_timeout_s,
-        silence_limits_s=silence_limits(),
-        reference_priority=settings.rates_reference_priority,
-        reference_max_age_s={"cbr": settings.rates_cbr_max_age_s},
-    )
 
 
 class _Skipped:
@@ -124,9 +96,15 @@ def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow)
         web_enabled=False,
     )
     venues = {name: registry.get(name) for name in settings.rates_venues}
-    conversion = Conversion(settings.rates_directions, settings.rates_usdt_as_usd)
-    policy = policy_from(settings)
+    policy = settings.policy()
     broadcast = Broadcast()
+    normalizer = Normalizer(
+        venues,
+        Conversion(settings.rates_directions, settings.rates_usdt_as_usd),
+        policy,
+        broadcast.references,
+        broadcast.health,
+    )
     rates = LatestRates(policy, broadcast)
     skipped = _Skipped()
 
@@ -160,9 +138,7 @@ def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow)
         metrics.FRAMES.labels(frame.venue).inc()
         now = clock()
         try:
-            return normalize(
-                frame, venues, conversion, broadcast.references, broadcast.health, policy, now
-            )
+            return normalizer(frame, now)
         except FrameError as exc:
             reason = "unknown_symbol" if isinstance(exc, UnknownSymbol) else "malformed"
             skipped(frame.venue, reason, f"{exc} in {excerpt(frame.frame)}")
@@ -180,7 +156,6 @@ def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow)
             if result is None:
                 continue
             for ref in result.references:
-                broadcast.references.update(ref)
                 key = f"{ref.direction}|{ref.venue}".encode()
                 await reference_topic.send(key=key, value=ref.to_json())
                 metrics.REFERENCES.labels(ref.venue, ref.direction).inc()

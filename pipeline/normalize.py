@@ -185,11 +185,18 @@ def normalize(
     policy: Policy,
     now: datetime,
 ) -> Normalized:
-    """All direction quotes and references in one raw frame; FrameError when unparsable."""
+    """All direction quotes and references in one raw frame; FrameError when unparsable.
+
+    A replayed frame is parsed at its original receive time (``recorded_at``), so a quote
+    whose venue gives no time keeps its original ``ts`` and id; its ``received_at`` is the
+    replay's, so freshness works as live.
+    """
     venue = venues.get(raw.venue)
     if venue is None:
         raise FrameError(f"frame from unknown venue {raw.venue!r}")
-    market_quotes = venue.parse(raw.frame, raw.received_at)
+    market_quotes = venue.parse(raw.frame, raw.recorded_at or raw.received_at)
+    if raw.recorded_at is not None:
+        market_quotes = [replace(q, received_at=raw.received_at) for q in market_quotes]
     refs = _references(market_quotes, policy, conversion)
     plan = conversion.plan(frozenset(venue.markets.values()))
     usd_rub: Quote | None = None
@@ -229,3 +236,30 @@ def normalize(
                 )
             )
     return Normalized(quotes, refs)
+
+
+@dataclass
+class Normalizer:
+    """normalize() with this process's references kept current (the agent's pure core).
+
+    References a frame carries are used by the next frames at once; other workers learn
+    them through rates.reference.
+    """
+
+    venues: Mapping[str, Venue]
+    conversion: Conversion
+    policy: Policy
+    references: References = field(default_factory=References)
+    health: Health = field(default_factory=Health)
+
+    def __call__(self, raw: RawFrame, now: datetime) -> Normalized:
+        seen = self.health.last_data.get(raw.venue)
+        if seen is None or seen < raw.received_at:
+            # Only consulted for venues nobody reports on (a replay without statuses).
+            self.health.last_data[raw.venue] = raw.received_at
+        result = normalize(
+            raw, self.venues, self.conversion, self.references, self.health, self.policy, now
+        )
+        for reference in result.references:
+            self.references.update(reference)
+        return result

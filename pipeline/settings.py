@@ -6,8 +6,24 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from connectors import registry
+from connectors.settings import ConnectorSettings
+from connectors.venues.base import PollingVenue
+from pipeline.failover import Policy
 from schemas.settings import CommaList, CommonSettings, check_venues, split_commas
 from schemas.venues import EXCHANGERS
+
+
+def silence_limits() -> dict[str, float]:
+    """Each venue's silence limit (polled sources: twice their default poll interval)."""
+    limits = {}
+    for name, venue in registry.VENUES.items():
+        if isinstance(venue, PollingVenue):
+            interval = ConnectorSettings.model_fields[venue.interval_setting].default
+            limits[name] = venue.silence_limit(float(interval))
+        else:
+            limits[name] = venue.silence_limit_s
+    return limits
 
 
 class WorkerSettings(CommonSettings):
@@ -67,6 +83,20 @@ class WorkerSettings(CommonSettings):
         description="Kafka group session timeout; Tansu makes every join take half of it",
     )
 
+    def policy(self) -> Policy:
+        """The failover policy these settings describe."""
+        return Policy(
+            directions=self.rates_directions,
+            priority=self.rates_priority,
+            max_age_s=self.rates_max_age_s,
+            hysteresis_s=self.rates_hysteresis_s,
+            max_deviation=self.rates_max_deviation,
+            status_timeout_s=self.rates_status_timeout_s,
+            silence_limits_s=silence_limits(),
+            reference_priority=self.rates_reference_priority,
+            reference_max_age_s={"cbr": self.rates_cbr_max_age_s},
+        )
+
     @field_validator("rates_priority", "rates_reference_priority", mode="before")
     @classmethod
     def _split_priority(cls, value: Any) -> Any:
@@ -83,3 +113,34 @@ class WorkerSettings(CommonSettings):
     @classmethod
     def _known_priority(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return check_venues(value, "RATES_PRIORITY")
+
+
+class HistorySettings(CommonSettings):
+    """How the history writer (``rates history``) batches, retries and expires history."""
+
+    history_batch_size: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description="most records written to PostgreSQL in one transaction (bounds memory)",
+    )
+    history_flush_interval_s: float = Field(
+        default=0.5, gt=0, le=60, description="a partial batch is written after this long"
+    )
+    history_retry_cap_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="longest wait between writes while PostgreSQL is unreachable",
+    )
+    rates_history_retention_days: int = Field(
+        default=30,
+        ge=0,
+        description="quotes and switches older than this (venue time) are deleted; 0 keeps all",
+    )
+    history_retention_interval_s: float = Field(
+        default=3600, gt=0, description="how often the history writer applies the retention"
+    )
+    history_metrics_port: int = Field(
+        default=9103, ge=0, le=65535, description="Prometheus port of the history writer; 0: off"
+    )

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,9 @@ from prometheus_client import start_http_server
 from rates import logs
 from rates.kafka import ensure_topics, wait_for_broker
 from schemas.errors import ConfigError, RatesError
-from schemas.settings import CommonSettings, load
+from schemas.records import parse_time
+from schemas.settings import CommonSettings, check_venues, load
+from schemas.topics import REPLAY_PREFIX, Topics
 
 # Stage packages are imported inside their subcommand, so that each process loads only its
 # own stage (the API never imports Faust, the connector never imports FastAPI).
@@ -70,9 +74,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     from rates import stack
     from rates.settings import StackSettings
 
+    if (args.source == "replay") != (args.recording is not None):
+        raise ConfigError("a recording PATH goes with --source replay, and only with it")
     settings = load(StackSettings)
     logs.configure(settings.log_level)
-    return asyncio.run(stack.up(settings, args.source))
+    recording = Path(args.recording).resolve() if args.recording else None
+    return asyncio.run(stack.up(settings, args.source, recording, args.speed))
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
@@ -178,6 +185,125 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return _run(main())
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    from pipeline import history
+    from pipeline.settings import HistorySettings
+    from rates import migrate
+
+    settings = load(HistorySettings)
+    database = settings.database
+    logs.configure(settings.log_level)
+    _serve_metrics(settings.history_metrics_port, "HISTORY_METRICS_PORT")
+
+    async def main() -> None:
+        topics = settings.topics
+        await _broker_ready(
+            settings.bootstrap,
+            settings.kafka_connect_timeout_s,
+            [topics.normalized, topics.latest],
+            settings.rates_partitions,
+        )
+        # Migrations run (under yoyo's lock) once PostgreSQL answers, before the first write.
+        await history.run(settings, prepare=functools.partial(migrate.apply, database))
+
+    return _run(main())
+
+
+def _venues(names: Sequence[str], option: str) -> list[str]:
+    try:
+        return list(check_venues(tuple(dict.fromkeys(names)), option))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from pipeline import replay
+
+    settings = load(CommonSettings)
+    venues = _venues(args.venues or settings.rates_venues, "--venues")
+    path = Path(args.path)
+    if path.exists():
+        raise ConfigError(f"{path} exists: choose another PATH or remove it")
+    logs.configure(settings.log_level)
+
+    async def main() -> None:
+        await _broker_ready(
+            settings.bootstrap,
+            settings.kafka_connect_timeout_s,
+            settings.topics.all(venues),
+            settings.rates_partitions,
+        )
+        await replay.record(settings, path, venues, args.duration)
+
+    return _run(main())
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from pipeline import replay
+
+    settings = load(CommonSettings)
+    prefix = (
+        args.topic_prefix
+        if args.topic_prefix is not None
+        else f"{settings.rates_topic_prefix}{REPLAY_PREFIX}"
+    )
+    target = Topics(prefix)
+    if args.from_kafka:
+        if args.path or args.since is None or args.until is None:
+            raise ConfigError("--from-kafka takes --since and --until, and no PATH")
+        if args.until <= args.since:
+            raise ConfigError("--until must be after --since")
+        venues = list(settings.rates_venues)
+        recording = None
+    else:
+        if args.path is None or args.since or args.until:
+            raise ConfigError("give a recording PATH, or --from-kafka with --since and --until")
+        recording = replay.Recording(Path(args.path))
+        venues = _venues(recording.header.venues, f"the venues of {args.path}")
+    logs.configure(settings.log_level)
+
+    async def main() -> None:
+        await _broker_ready(
+            settings.bootstrap,
+            settings.kafka_connect_timeout_s,
+            target.all(venues),
+            settings.rates_partitions,
+        )
+        log.info(
+            "replaying into %s (a worker reads them with RATES_TOPIC_PREFIX=%s)",
+            target.raw("*"),
+            prefix,
+        )
+        if recording is None:
+            await replay.replay_broker(settings, venues, args.since, args.until, prefix, args.speed)
+        else:
+            try:
+                await replay.replay_file(settings, recording, prefix, args.speed)
+            finally:
+                recording.close()
+        if args.hold:
+            log.info("replay finished; holding until stopped")
+            await asyncio.Event().wait()
+
+    return _run(main())
+
+
+def _speed(text: str) -> float | None:
+    from pipeline.replay import parse_speed
+
+    try:
+        return parse_speed(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _time(text: str) -> datetime:
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected an RFC 3339 time with offset: {exc}") from None
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from rates import migrate
 
@@ -202,11 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run the whole pipeline as one supervised process tree")
     up.add_argument(
         "--source",
-        choices=("live", "simulator"),
+        choices=("live", "simulator", "replay"),
         default="live",
         help="live: the venues at their configured URLs (default); "
-        "simulator: start the local venue simulator and connect to it",
+        "simulator: start the local venue simulator and connect to it; "
+        "replay: no connector, replay the recording PATH into ticks.raw.*",
     )
+    up.add_argument("recording", nargs="?", metavar="PATH", help="the recording (--source replay)")
+    up.add_argument("--speed", default="1", type=_speed, help="replay speed: 1 (default), N or max")
     up.set_defaults(handler=cmd_up)
 
     connect = sub.add_parser("connect", help="connect to venues, publish their frames to Kafka")
@@ -243,6 +372,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="INFO", choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
     )
     simulate.set_defaults(handler=cmd_simulate)
+
+    sub.add_parser(
+        "history", help="write rates.normalized and venue switches to PostgreSQL"
+    ).set_defaults(handler=cmd_history)
+
+    record = sub.add_parser("record", help="record the frames of ticks.raw.* to a gzip JSONL file")
+    record.add_argument("path", metavar="PATH", help="the file to write (must not exist)")
+    record.add_argument(
+        "--duration", type=float, default=None, help="seconds to record (default: until stopped)"
+    )
+    record.add_argument("--venues", nargs="*", metavar="VENUE", help="default: RATES_VENUES")
+    record.set_defaults(handler=cmd_record)
+
+    replay = sub.add_parser(
+        "replay",
+        help="publish recorded frames back to ticks.raw.* (from a file, or the broker by time)",
+    )
+    replay.add_argument("path", nargs="?", metavar="PATH", help="a recording (`rates record`)")
+    replay.add_argument(
+        "--speed", default="1", type=_speed, help="1 (as recorded, default), N (N times), max"
+    )
+    replay.add_argument(
+        "--topic-prefix",
+        default=None,
+        help=f"prefix of the topics written (default: RATES_TOPIC_PREFIX + {REPLAY_PREFIX!r}, "
+        "so a replay never mixes with live data; give the live prefix to feed a stack)",
+    )
+    replay.add_argument(
+        "--from-kafka",
+        action="store_true",
+        help="re-publish the frames of ticks.raw.* (RATES_TOPIC_PREFIX) received in a window",
+    )
+    replay.add_argument("--since", type=_time, help="RFC 3339 start of the window (--from-kafka)")
+    replay.add_argument("--until", type=_time, help="RFC 3339 end of the window (--from-kafka)")
+    replay.add_argument("--hold", action="store_true", help="keep running after the last frame")
+    replay.set_defaults(handler=cmd_replay)
 
     migrate = sub.add_parser("migrate", help="apply the database migrations (DATABASE_URL)")
     migrate.add_argument(

@@ -16,7 +16,7 @@ from pydantic_core import PydanticUndefined
 
 from api.settings import ApiSettings
 from connectors.settings import ConnectorSettings
-from pipeline.settings import WorkerSettings
+from pipeline.settings import HistorySettings, WorkerSettings
 from rates.settings import StackSettings
 from schemas.settings import CommonSettings
 
@@ -31,6 +31,7 @@ SECTIONS: tuple[tuple[str, type[CommonSettings]], ...] = (
     ("every process", CommonSettings),
     ("connector (`rates connect`)", ConnectorSettings),
     ("worker (`rates worker`)", WorkerSettings),
+    ("history writer (`rates history`)", HistorySettings),
     ("API (`rates api`)", ApiSettings),
     ("`rates up`", StackSettings),
 )

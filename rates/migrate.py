@@ -37,9 +37,12 @@ def apply(database_url: str, timeout_s: float = 0.0) -> list[str]:
                 ) from None
             time.sleep(0.5)
     migrations = read_migrations(str(MIGRATIONS))
-    with backend.lock():
-        pending = backend.to_apply(migrations)
-        backend.apply_migrations(pending)
+    try:
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+    finally:
+        backend.connection.close()
     applied = [m.id for m in pending]
     if applied:
         log.info("applied migrations: %s", ", ".join(applied))

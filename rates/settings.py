@@ -6,10 +6,10 @@ from pydantic import Field
 
 from api.settings import ApiSettings
 from connectors.settings import ConnectorSettings
-from pipeline.settings import WorkerSettings
+from pipeline.settings import HistorySettings, WorkerSettings
 
 
-class StackSettings(ConnectorSettings, WorkerSettings, ApiSettings):
+class StackSettings(ConnectorSettings, WorkerSettings, HistorySettings, ApiSettings):
     """Every setting of every process of the stack, and how many workers it runs."""
 
     rates_workers: int = Field(

@@ -10,25 +10,31 @@ import signal
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
+from pipeline.replay import Recording
 from rates import embedded, migrate
 from rates.kafka import ensure_topics, wait_for_broker
 from rates.settings import StackSettings
 from rates.supervisor import ChildSpec, Supervisor
-from schemas.errors import DatabaseUnavailable, RatesError
+from schemas.errors import ConfigError, DatabaseUnavailable, RatesError
+from schemas.venues import VENUES
 
 log = logging.getLogger(__name__)
 
-Source = Literal["live", "simulator"]
+Source = Literal["live", "simulator", "replay"]
 
 RATES = (sys.executable, "-m", "rates")
 
 
 def _check_ports(settings: StackSettings) -> None:
     embedded.check_port_free(settings.api_host, settings.api_port, "API_PORT")
-    ports = [(settings.connector_metrics_port, "CONNECTOR_METRICS_PORT")]
+    ports = [
+        (settings.connector_metrics_port, "CONNECTOR_METRICS_PORT"),
+        (settings.history_metrics_port, "HISTORY_METRICS_PORT"),
+    ]
     if settings.worker_metrics_port:
         ports += [
             (settings.worker_metrics_port + i, "WORKER_METRICS_PORT")
@@ -55,8 +61,10 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-async def _broker(sup: Supervisor, settings: StackSettings, env: dict[str, str]) -> str:
-    topics = settings.topics.all(settings.rates_venues)
+async def _broker(
+    sup: Supervisor, settings: StackSettings, env: dict[str, str], venues: Sequence[str]
+) -> str:
+    topics = settings.topics.all(venues)
     if settings.kafka_bootstrap_servers:
         bootstrap = settings.kafka_bootstrap_servers
         await wait_for_broker(bootstrap, settings.kafka_connect_timeout_s)
@@ -129,35 +137,60 @@ async def _simulator(sup: Supervisor, settings: StackSettings, env: dict[str, st
     log.info("venue simulator control API at %s", found["control"])
 
 
-async def up(settings: StackSettings, source: Source) -> int:
+def _recorded_venues(recording: Path) -> list[str]:
+    """The venues of a recording that this build knows (ConfigError when none)."""
+    opened = Recording(recording)
+    opened.close()
+    known = [v for v in opened.header.venues if v in VENUES]
+    unknown = sorted(set(opened.header.venues) - set(known))
+    if unknown:
+        log.warning("%s has frames of unknown venues, not replayed: %s", recording, unknown)
+    if not known:
+        raise ConfigError(f"recording {recording} has no frames of a known venue")
+    return known
+
+
+async def up(
+    settings: StackSettings,
+    source: Source,
+    recording: Path | None = None,
+    speed: float | None = 1.0,
+) -> int:
     """Run the stack until Ctrl-C / SIGTERM (0) or until a child keeps failing (1)."""
     _check_ports(settings)
+    venues = list(settings.rates_venues)
+    if source == "replay":
+        assert recording is not None
+        venues = _recorded_venues(recording)
     state_dir = settings.rates_state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["RATES_STATE_DIR"] = str(state_dir)
+    env["RATES_VENUES"] = ",".join(venues)
     sup = Supervisor()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, sup.request_stop)
     try:
-        await _run_step(sup, _broker(sup, settings, env))
+        await _run_step(sup, _broker(sup, settings, env, venues))
         await _run_step(sup, _database(sup, settings, env))
         if source == "simulator":
             await _run_step(sup, _simulator(sup, settings, env))
         kafka_deps = ("kafka",) if "kafka" in sup.children else ()
-        await _run_step(
-            sup,
-            sup.start(
-                ChildSpec(
-                    "connect",
-                    (*RATES, "connect", *settings.rates_venues),
-                    env=env,
-                    depends_on=kafka_deps,
-                    grace_s=5.0,
-                )
-            ),
-        )
+        postgres_deps = ("postgres",) if "postgres" in sup.children else ()
+        if source != "replay":
+            await _run_step(
+                sup,
+                sup.start(
+                    ChildSpec(
+                        "connect",
+                        (*RATES, "connect", *venues),
+                        env=env,
+                        depends_on=kafka_deps,
+                        grace_s=5.0,
+                    )
+                ),
+            )
         for index in range(settings.rates_workers):
             name = "worker" if settings.rates_workers == 1 else f"worker{index + 1}"
             worker_env = env
@@ -166,6 +199,18 @@ async def up(settings: StackSettings, source: Source) -> int:
                 worker_env = {**env, "WORKER_METRICS_PORT": str(port)}
             spec = ChildSpec(name, (*RATES, "worker"), env=worker_env, depends_on=kafka_deps)
             await _run_step(sup, sup.start(spec))
+        await _run_step(
+            sup,
+            sup.start(
+                ChildSpec(
+                    "history",
+                    (*RATES, "history"),
+                    env=env,
+                    depends_on=kafka_deps + postgres_deps,
+                    grace_s=10.0,
+                )
+            ),
+        )
         base = f"http://{settings.api_host}:{settings.api_port}"
 
         async def api_ready() -> None:
@@ -184,6 +229,22 @@ async def up(settings: StackSettings, source: Source) -> int:
                 )
             ),
         )
+        if recording is not None:
+            # Last, so that the API serves from the first replayed frame on.
+            speed_arg = "max" if speed is None else f"{speed:g}"
+            argv = (*RATES, "replay", str(recording), "--speed", speed_arg, "--hold")
+            await _run_step(
+                sup,
+                sup.start(
+                    ChildSpec(
+                        "replay",
+                        (*argv, "--topic-prefix", settings.rates_topic_prefix),
+                        env=env,
+                        depends_on=kafka_deps,
+                        grace_s=5.0,
+                    )
+                ),
+            )
     except _Stopped:
         await sup.stop_all()
         return 0

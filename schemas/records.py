@@ -158,12 +158,17 @@ def _legs_in(f: _Fields) -> tuple[Leg, ...] | None:
 
 @dataclass(frozen=True, slots=True)
 class RawFrame:
-    """A venue frame exactly as received (``ticks.raw.<venue>``)."""
+    """A venue frame exactly as received (``ticks.raw.<venue>``).
+
+    A replayed frame gets a fresh ``received_at`` and keeps the original one as
+    ``recorded_at`` (null for live frames).
+    """
 
     venue: str
     received_at: datetime
     frame: str
     conn: str
+    recorded_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -172,6 +177,7 @@ class RawFrame:
             "received_at": format_time(self.received_at),
             "frame": self.frame,
             "conn": self.conn,
+            "recorded_at": _opt(format_time, self.recorded_at),
         }
 
     def to_json(self) -> bytes:
@@ -185,6 +191,7 @@ class RawFrame:
             received_at=f.time("received_at"),
             frame=f.string("frame"),
             conn=f.string("conn"),
+            recorded_at=f.opt_time("recorded_at"),
         )
 
 

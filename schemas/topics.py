@@ -17,6 +17,9 @@ LATEST = "rates.latest"
 VENUES_STATUS = "venues.status"
 REFERENCE = "rates.reference"
 APP_ID = "rates-pipeline"
+HISTORY_GROUP = "rates-history"
+#: Added to RATES_TOPIC_PREFIX by default for a replay, so it never mixes with live data.
+REPLAY_PREFIX = "replay."
 
 #: Key of the record on rates.latest that names the active venue (the v1 choice).
 ACTIVE_KEY = "*"
@@ -64,6 +67,11 @@ class Topics:
     def app_id(self) -> str:
         """The Faust app id: its consumer group and internal topics follow the prefix."""
         return f"{self.prefix}{APP_ID}"
+
+    @property
+    def history_group(self) -> str:
+        """The consumer group of the history writer (its own, apart from the Faust app)."""
+        return f"{self.prefix}{HISTORY_GROUP}"
 
     def all(self, venues: Iterable[str]) -> list[str]:
         """Every topic the pipeline uses for these venues, in a stable order."""

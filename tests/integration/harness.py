@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.records import Latest
 
@@ -37,6 +39,7 @@ _OWN_PREFIXES = (
     "LOG_",
     "CONNECTOR_",
     "WORKER_",
+    "HISTORY_",
 )
 
 
@@ -46,6 +49,7 @@ def clean_env(**overrides: str) -> dict[str, str]:
         {
             "CONNECTOR_METRICS_PORT": "0",
             "WORKER_METRICS_PORT": "0",
+            "HISTORY_METRICS_PORT": "0",
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
         }
@@ -172,31 +176,6 @@ def read_ports_file(path: Path) -> SimHandle:
     return SimHandle(env=data["env"], control=data["control"])
 
 
-def read_topic(bootstrap: str, topic: str, count: int, timeout_s: float = 20) -> list[bytes]:
-    """Up to ``count`` record values of ``topic`` from its beginning (all partitions)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    async def read() -> list[bytes]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-        await consumer.start()
-        try:
-            partitions = consumer.partitions_for_topic(topic) or set()
-            consumer.assign([TopicPartition(topic, p) for p in partitions])
-            await consumer.seek_to_beginning()
-            values: list[bytes] = []
-            deadline = time.monotonic() + timeout_s
-            while len(values) < count and time.monotonic() < deadline:
-                batch = await consumer.getmany(timeout_ms=500)
-                values += [r.value for records in batch.values() for r in records if r.value]
-            return values[:count]
-        finally:
-            await consumer.stop()
-
-    import asyncio
-
-    return asyncio.run(read())
-
-
 class LatestWatcher:
     """Follows rates.latest in a background thread: every record, with when it arrived."""
 
@@ -277,32 +256,58 @@ def metric_values(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], flo
     }
 
 
-async def read_topics(
-    bootstrap: str, topics: list[str], idle_s: float = 1.5
-) -> dict[str, list[tuple[bytes, bytes]]]:
-    """Every record of these topics from the start, as (key, value), until idle_s of quiet."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+def read_topics(bootstrap: str, topics: list[str], timeout_s: float = 30.0) -> list[Any]:
+    """Every record now in these topics (from offset 0 to the high-water mark)."""
+    return asyncio.run(_read_topics(bootstrap, topics, timeout_s))
 
+
+async def _read_topics(bootstrap: str, topics: list[str], timeout_s: float) -> list[Any]:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
     )
     await consumer.start()
-    found: dict[str, list[tuple[bytes, bytes]]] = {topic: [] for topic in topics}
     try:
-        await consumer.topics()  # the topics exist already: the bootstrap metadata has them
-        partitions = [
+        await consumer.topics()
+        tps = [
             TopicPartition(topic, p)
             for topic in topics
             for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < idle_s:
-            batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
-            for tp, records in batch.items():
-                found[tp.topic].extend((r.key or b"", r.value or b"") for r in records)
-                quiet_since = time.monotonic()
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        found: list[Any] = []
+        # The end is each partition's first known high-water mark (not end_offsets(), which
+        # Tansu under-reports), so topics that keep growing are read up to a point too.
+        ends: dict[TopicPartition, int] = {}
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for messages in batch.values():
+                found.extend(messages)
+            for tp in tps:
+                highwater = consumer.highwater(tp)
+                if tp not in ends and highwater is not None:
+                    ends[tp] = highwater
+            if len(ends) == len(tps) and all(
+                [await consumer.position(tp) >= end for tp, end in ends.items()]
+            ):
+                return found
+        raise AssertionError(f"could not read {topics} to their end in {timeout_s:g} s")
     finally:
         await consumer.stop()
-    return found
+
+
+def produce(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
+    """Publish (topic, key, value) records and wait until the broker has them all."""
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        await producer.start()
+        try:
+            for topic, key, value in records:
+                await producer.send(topic, key=key, value=value)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())

@@ -18,7 +18,7 @@ from tests.integration.harness import (
     SimHandle,
     clean_env,
     courses,
-    read_topic,
+    read_topics,
     unique_prefix,
     wait_until,
 )
@@ -87,7 +87,7 @@ def test_rates_flow_from_the_simulator_to_the_api(
     # Every topic carries records that match their published JSON Schema.
     topics = Topics(env["RATES_TOPIC_PREFIX"])
     for topic in (topics.raw("binance"), topics.normalized, topics.latest, topics.venues_status):
-        values = read_topic(kafka, topic, 200)
+        values = [r.value for r in read_topics(kafka, [topic])][-200:]
         assert values, topic
         validator = Draft202012Validator(schema_files.for_topic(topic, topics.prefix))
         for value in values:

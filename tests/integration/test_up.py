@@ -68,7 +68,7 @@ def test_up_serves_restarts_and_stops_cleanly(tmp_path: Path) -> None:
 
         # A child that dies is reported and restarted.
         tree = children_named(psutil.Process(up.pid))
-        assert {"tansu", "postgres", "simulate", "connect", "worker", "api"} <= set(tree)
+        assert {"tansu", "postgres", "simulate", "connect", "worker", "history", "api"} <= set(tree)
         tree["connect"].kill()
         wait_until(
             lambda: "connect exited with code -9; restarting it" in log.read_text(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -10,7 +11,7 @@ import orjson
 import pytest
 
 from connectors import registry
-from connectors.venues.base import Frame, FrameKind, WebsocketVenue
+from connectors.venues.base import Frame, FrameKind, WebsocketVenue, quote_id
 from pipeline.failover import Health, Policy, VenueHealth
 from pipeline.normalize import Conversion, References, Route, Target, normalize, round8
 from schemas.errors import FrameError, UnknownSymbol
@@ -208,3 +209,24 @@ def test_bad_frames(clock: Clock) -> None:
         normalize(
             RawFrame("binance", clock(), unknown, "c"), VENUES, conv, refs, health, POLICY, clock()
         )
+
+
+def _priced_without_time(frame: str, received_at: datetime) -> list[Quote]:
+    """A venue that gives no event time: ts is the receive time, the id a hash of it."""
+    value = Decimal(frame)
+    qid = quote_id("tsless", "BTCUSDT", received_at, value)
+    return [Quote("tsless", "BTC-USD", value, received_at, received_at, qid)]
+
+
+def test_a_replayed_frame_keeps_its_original_time_and_id_but_is_fresh(clock: Clock) -> None:
+    venue = dataclasses.replace(VENUES["kraken"], name="tsless", parse=_priced_without_time)
+    venues = {"tsless": venue}
+    conv, refs, health = Conversion(("BTC-USD",)), References(), healthy(clock)
+    recorded = clock()
+    live = RawFrame("tsless", recorded, "95000.5", "c1")
+    (original,) = normalize(live, venues, conv, refs, health, POLICY, clock()).quotes
+    now = clock.advance(3 * 86400)
+    replayed = RawFrame("tsless", now, "95000.5", "replay", recorded_at=recorded)
+    (again,) = normalize(replayed, venues, conv, refs, health, POLICY, now).quotes
+    assert (again.id, again.ts, again.value) == (original.id, original.ts, original.value)
+    assert again.received_at == now

@@ -71,6 +71,12 @@ def test_quote_round_trip_and_wire_shape() -> None:
 def test_other_records_round_trip() -> None:
     raw = RawFrame("binance", T, '{"a": 1}', "binance-1")
     assert RawFrame.from_json(raw.to_json()) == raw
+    assert orjson.loads(raw.to_json())["recorded_at"] is None  # live
+    replayed = RawFrame("binance", T, '{"a": 1}', "binance-1", recorded_at=T - timedelta(days=1))
+    assert RawFrame.from_json(replayed.to_json()) == replayed
+    before = orjson.loads(raw.to_json())
+    del before["recorded_at"]  # a record written before the field existed
+    assert RawFrame.from_json(orjson.dumps(before)) == raw
     latest = Latest(
         direction="BTC-USD",
         venue="binance",

@@ -1,0 +1,265 @@
+"""Replay throughput at max speed: quotes/s into rates.normalized, Faust worker vs plain loop.
+
+Both paths run on the same embedded Tansu, on the shipped recording repeated to a few tens
+of thousands of frames, in the same run. Each consumer is started and ready first; then the
+recording is replayed at max speed into its topics, and the throughput is the number of
+quotes divided by the time from the replay's start to the broker timestamp of the last quote.
+
+- Faust: ``rates worker`` as deployed (the ``normalize_frames`` agent, with ``track_latest``
+  consuming its output in the same process); and the same app without ``track_latest``,
+  which is what the normalize agent reaches on its own.
+- Plain: one aiokafka loop: consume a batch, the same pure parsers
+  (``pipeline.normalize.normalize``), a dict of latest quotes, produce, commit after flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from connectors import registry
+from pipeline.normalize import Conversion, Normalizer
+from pipeline.replay import Entry, Header, Recording, RecordingWriter
+from pipeline.settings import WorkerSettings
+from rates import embedded
+from rates.kafka import ensure_topics
+from schemas.records import Quote, RawFrame
+from schemas.settings import DEFAULT_DIRECTIONS
+from schemas.topics import Topics
+
+SAMPLE = Path(__file__).resolve().parent.parent / "recordings" / "sample.jsonl.gz"
+#: Frames replayed per path: the recording, repeated.
+FRAMES = 60_000
+TARGET_RATIO = 0.2
+RATES = [sys.executable, "-m", "rates"]
+OWN = ("RATES_", "KAFKA_", "API_", "DATABASE_", "CONNECTOR_", "WORKER_", "HISTORY_", "LOG_")
+
+
+def load_frames() -> list[Entry]:
+    recording = Recording(SAMPLE)
+    try:
+        entries = list(recording.entries())
+    finally:
+        recording.close()
+    repeats = -(-FRAMES // len(entries))
+    return (entries * repeats)[:FRAMES]
+
+
+def normalizer(venues: list[str]) -> Normalizer:
+    """The worker's normalization with the default settings."""
+    known = {v: registry.get(v) for v in venues}
+    return Normalizer(known, Conversion(DEFAULT_DIRECTIONS), WorkerSettings().policy())
+
+
+def expected_quotes(entries: list[Entry], venues: list[str]) -> int:
+    normalize = normalizer(venues)
+    return sum(len(normalize(e.raw, e.raw.received_at).quotes) for e in entries)
+
+
+def clean_env(**changes: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(OWN)}
+    env.update(LOG_LEVEL="INFO", WORKER_METRICS_PORT="0", **changes)
+    return env
+
+
+async def timestamps(bootstrap: str, topics: list[str], expected: int) -> tuple[float, float]:
+    """Broker timestamps (s) of the first and the last of ``expected`` records in ``topics``."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()
+        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen, first, last = 0, float("inf"), 0
+        deadline = time.monotonic() + 300
+        while seen < expected:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {seen} of {expected} records in {topics}")
+            for messages in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
+                seen += len(messages)
+                first = min(first, min(m.timestamp for m in messages))
+                last = max(last, max(m.timestamp for m in messages))
+        return first / 1000, last / 1000
+    finally:
+        await consumer.stop()
+
+
+@contextmanager
+def process(argv: list[str], env: dict[str, str], log: Path, ready: str) -> Iterator[None]:
+    """A child process, once it logged ``ready``; stopped on exit."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        while ready not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{argv[3]} did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def measure(
+    consumer: list[str], ready: str, name: str, bootstrap: str, recording: Path, n: int, tmp: Path
+) -> float:
+    """Quotes/s from the first replayed frame to the last quote, through ``consumer``."""
+    topics = Topics(f"bench-{name}.")
+    venues = list(Recording(recording).header.venues)
+    env = clean_env(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        RATES_TOPIC_PREFIX=topics.prefix,
+        RATES_VENUES=",".join(venues),
+        RATES_STATE_DIR=str(tmp / "state"),
+    )
+    asyncio.run(ensure_topics(bootstrap, topics.all(venues), 4))
+    with process(consumer, env, tmp / f"{name}.log", ready):
+        replay = [
+            *RATES,
+            "replay",
+            str(recording),
+            "--speed",
+            "max",
+            "--topic-prefix",
+            topics.prefix,
+        ]
+        subprocess.run(replay, env=env, check=True, capture_output=True)
+        first, _ = asyncio.run(timestamps(bootstrap, [topics.raw(v) for v in venues], 1))
+        _, last = asyncio.run(timestamps(bootstrap, [topics.normalized], n))
+    return n / (last - first)
+
+
+# -- the plain aiokafka loop ----------------------------------------------------------------
+
+
+async def plain_loop(bootstrap: str, topics: Topics, venues: list[str]) -> None:
+    normalize = normalizer(venues)
+    consumer = AIOKafkaConsumer(
+        *(topics.raw(v) for v in venues),
+        bootstrap_servers=bootstrap,
+        group_id=f"{topics.prefix}plain",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=10,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+    await consumer.start()
+    await producer.start()
+    latest: dict[tuple[str, str], Quote] = {}
+    announced = False
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=100, max_records=5000)
+            if not announced and consumer.assignment():
+                print("plain loop ready", flush=True)
+                announced = True
+            for messages in batch.values():
+                for message in messages:
+                    raw = RawFrame.from_json(message.value)
+                    for quote in normalize(raw, raw.received_at).quotes:
+                        latest[quote.direction, quote.venue] = quote
+                        await producer.send(
+                            topics.normalized, key=quote.direction.encode(), value=quote.to_json()
+                        )
+            if batch:
+                await producer.flush()
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def run() -> dict[str, Any]:
+    entries = load_frames()
+    venues = sorted({e.raw.venue for e in entries} & set(registry.VENUES))
+    n = expected_quotes(entries, venues)
+    with tempfile.TemporaryDirectory(prefix="cp-bench-") as name:
+        tmp = Path(name)
+        recording = tmp / "frames.jsonl.gz"
+        writer = RecordingWriter(recording, Header(tuple(venues), entries[0].raw.received_at))
+        writer.write(entries)
+        writer.close()
+        tansu = embedded.start_tansu(log=tmp / "tansu.log")
+        try:
+            bootstrap = tansu.address
+            plain_argv = [sys.executable, "-m", "benchmarks.replay", "plain"]
+            plain = measure(plain_argv, "plain loop ready", "plain", bootstrap, recording, n, tmp)
+            worker = [*RATES, "worker"]
+            faust = measure(worker, "worker ready in", "faust", bootstrap, recording, n, tmp)
+            alone = [sys.executable, "-m", "benchmarks.replay", "normalize-only"]
+            agent = measure(alone, "worker ready in", "agent", bootstrap, recording, n, tmp)
+        finally:
+            tansu.stop()
+    return {
+        "frames": len(entries),
+        "quotes": n,
+        "venues": venues,
+        "faust_quotes_per_s": round(faust),
+        "normalize_agent_alone_quotes_per_s": round(agent),
+        "plain_quotes_per_s": round(plain),
+        "ratio": round(faust / plain, 3),
+        "ratio_normalize_agent_alone": round(agent / plain, 3),
+        "targets": {"ratio": TARGET_RATIO},
+    }
+
+
+def report(result: dict[str, Any]) -> str:
+    r = result
+    return "\n".join(
+        [
+            "## replay throughput at max speed into rates.normalized",
+            f"{r['frames']} frames -> {r['quotes']} quotes ({', '.join(r['venues'])})",
+            f"Faust worker (normalize agent; track_latest alongside): "
+            f"{r['faust_quotes_per_s']} quotes/s",
+            f"the normalize agent alone (worker without track_latest): "
+            f"{r['normalize_agent_alone_quotes_per_s']} quotes/s",
+            f"plain aiokafka consume-normalize-produce loop: {r['plain_quotes_per_s']} quotes/s",
+            f"ratio {r['ratio']} (target >= {r['targets']['ratio']}); "
+            f"the normalize agent alone: {r['ratio_normalize_agent_alone']}",
+        ]
+    )
+
+
+def normalize_only_worker() -> None:
+    """The worker without ``track_latest``: what the normalize agent reaches on its own."""
+    from pipeline import worker
+    from pipeline.app import create_app
+    from pipeline.settings import WorkerSettings
+
+    settings = WorkerSettings()
+    app = create_app(settings)
+    for name in [n for n in app.agents if n.endswith("track_latest")]:
+        del app.agents[name]
+    app.conf.datadir.mkdir(parents=True, exist_ok=True)
+    runner = worker.Worker(app, loglevel="INFO", quiet=True)
+    runner.launched_at = time.monotonic()
+    runner.execute_from_commandline()
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["plain"]:
+    # The plain loop as its own process, like the worker: settings from the environment.
+    from schemas.settings import CommonSettings
+
+    settings = CommonSettings()
+    asyncio.run(plain_loop(settings.bootstrap, settings.topics, list(settings.rates_venues)))
+elif __name__ == "__main__" and sys.argv[1:] == ["normalize-only"]:
+    normalize_only_worker()

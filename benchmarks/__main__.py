@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 
 #: name -> module with ``run() -> dict`` and ``report(result) -> str``.
-BENCHMARKS = ("latency",)
+BENCHMARKS = ("latency", "api")
 
 RESULTS = Path("bench-results")
 

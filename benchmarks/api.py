@@ -1,0 +1,178 @@
+"""API speed: requests/s of GET /api/v1/courses against a bare ASGI app, and latency at 1500/s.
+
+Everything runs in one go with one load generator (h2load, HTTP/1.1 keep-alive, one thread)
+and one core split: the servers on core 1, the load generator and the Tansu broker on
+core 0. Servers, all one uvicorn worker with uvloop and httptools and no access log:
+
+- ``rates api`` as `make demo` runs it, fed a synthetic rates.latest (api/ fast path on);
+- the same with ``API_FAST_PATH=false`` (the FastAPI route: the "before");
+- a bare ASGI app returning the API's exact bytes (the machine's limit here).
+
+Throughput is measured in alternating rounds (noise from other work on the machine hits
+every server alike) and reported as medians; the ratio is of the medians.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.apiserver import latest_records, publish, run_api, wait_until
+from rates import embedded
+from schemas.settings import DEFAULT_DIRECTIONS
+
+QUERY = "/api/v1/courses?direction=BTC-USD,ETH-USD"
+SERVER_CPU = 1
+CLIENT_CPU = 0
+ROUNDS = 3
+DURATION_S = 5
+WARMUP_S = 1
+CLIENTS = 32
+RATE = 1500
+RATE_CLIENTS = 10
+RATE_DURATION_S = 10
+PREFIX = "bench-api."
+
+
+def h2load(*args: str) -> str:
+    if shutil.which("h2load") is None:
+        raise RuntimeError("h2load is missing: `apt-get install nghttp2-client` (make bench does)")
+    argv = ["taskset", "-c", str(CLIENT_CPU), "h2load", "--h1", "-t", "1", *args]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"h2load failed: {done.stdout}\n{done.stderr}")
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", done.stdout)
+    if codes is None or int(codes.group(1)) == 0 or any(int(n) for n in codes.groups()[1:]):
+        raise RuntimeError(f"h2load saw answers other than 200:\n{done.stdout}")
+    return done.stdout
+
+
+def throughput(url: str) -> float:
+    out = h2load("-c", str(CLIENTS), "-D", str(DURATION_S), "--warm-up-time", str(WARMUP_S), url)
+    found = re.search(r"finished in [0-9.]+s, ([0-9.]+) req/s", out)
+    if found is None:
+        raise RuntimeError(f"no req/s in h2load's output:\n{out}")
+    return float(found.group(1))
+
+
+def fixed_rate(url: str, log: Path) -> list[float]:
+    """Latencies (ms, request start to end of response) at RATE requests/s."""
+    per_client = RATE // RATE_CLIENTS
+    h2load("-c", str(RATE_CLIENTS), "--rps", str(per_client), "-D", str(RATE_DURATION_S),
+           "--log-file", str(log), url)  # fmt: skip
+    return [int(line.split("\t")[2]) / 1000 for line in log.read_text().splitlines()]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@contextmanager
+def bare_app(body: bytes, directory: Path) -> Iterator[str]:
+    """benchmarks/bare.py under uvicorn, configured as api/server.py configures the API."""
+    port = embedded.free_port()
+    body_file = directory / "body.json"
+    body_file.write_bytes(body)
+    argv = ["taskset", "-c", str(SERVER_CPU), sys.executable, "-m", "uvicorn",
+            "benchmarks.bare:app", "--port", str(port), "--loop", "uvloop", "--http",
+            "httptools", "--no-access-log", "--lifespan", "off", "--no-server-header",
+            "--log-level", "warning"]  # fmt: skip
+    with open(directory / "bare.log", "ab") as out:
+        popen = subprocess.Popen(
+            argv, env={**os.environ, "BENCH_BODY_FILE": str(body_file)}, stdout=out, stderr=out
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(base, timeout=1).content == body, 30, "the bare app")
+        yield base
+    finally:
+        popen.send_signal(signal.SIGTERM)
+        popen.wait(15)
+
+
+def run() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="cp-bench-api-") as tmp, ExitStack() as stack:
+        directory = Path(tmp)
+        tansu = embedded.start_tansu(log=directory / "tansu.log")
+        stack.callback(tansu.stop)
+        os.sched_setaffinity(tansu.popen.pid, {CLIENT_CPU})
+        publish(tansu.address, PREFIX, latest_records(DEFAULT_DIRECTIONS))
+        fast = stack.enter_context(
+            run_api(tansu.address, PREFIX, directory / "api.log", cpu=SERVER_CPU)
+        )
+        slow = stack.enter_context(
+            run_api(
+                tansu.address,
+                PREFIX,
+                directory / "api-fastapi.log",
+                cpu=SERVER_CPU,
+                API_FAST_PATH="false",
+            )
+        )
+
+        def answer(base: str) -> bytes | None:
+            response = httpx.get(base + QUERY, timeout=2)
+            return response.content if response.status_code == 200 else None
+
+        body = wait_until(lambda: answer(fast.base), 30, "the API to serve the synthetic feed")
+        assert wait_until(lambda: answer(slow.base), 30, "the FastAPI route") == body
+        bare = stack.enter_context(bare_app(body, directory))
+
+        servers = {"bare": bare, "api": fast.base, "fastapi": slow.base}
+        rates: dict[str, list[float]] = {name: [] for name in servers}
+        for _ in range(ROUNDS):
+            for name, base in servers.items():
+                rates[name].append(throughput(base + QUERY))
+        latencies = fixed_rate(fast.base + QUERY, directory / "rate.log")
+
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    return {
+        "query": QUERY,
+        "body_bytes": len(body),
+        "load_generator": f"h2load --h1 -t 1 -c {CLIENTS}, {DURATION_S} s per round "
+        f"after {WARMUP_S} s warm-up, {ROUNDS} alternating rounds",
+        "core_split": f"servers on core {SERVER_CPU}; h2load and Tansu on core {CLIENT_CPU}",
+        "rounds_rps": {name: [round(v) for v in values] for name, values in rates.items()},
+        "api_rps": round(median["api"]),
+        "bare_rps": round(median["bare"]),
+        "fastapi_rps": round(median["fastapi"]),
+        "ratio": round(median["api"] / median["bare"], 3),
+        "fastapi_ratio": round(median["fastapi"] / median["bare"], 3),
+        "fixed_rate_rps": RATE,
+        "fixed_rate_requests": len(latencies),
+        "p50_ms": round(statistics.median(latencies), 3),
+        "p99_ms": round(percentile(latencies, 0.99), 3),
+        "max_ms": round(max(latencies), 3),
+        "targets": {"ratio": 0.5, "p99_ms": 5.0},
+    }
+
+
+def report(result: dict[str, Any]) -> str:
+    t = result["targets"]
+    return "\n".join(
+        [
+            f"## API: GET {result['query']} on one worker ({result['body_bytes']} bytes)",
+            f"{result['load_generator']}; {result['core_split']}",
+            f"API (fast path)        {result['api_rps']:>8} req/s   rounds {result['rounds_rps']['api']}",
+            f"bare ASGI, same bytes  {result['bare_rps']:>8} req/s   rounds {result['rounds_rps']['bare']}",
+            f"FastAPI route          {result['fastapi_rps']:>8} req/s   rounds {result['rounds_rps']['fastapi']}",
+            f"ratio API / bare: {result['ratio']} (target >= {t['ratio']}); "
+            f"FastAPI route / bare: {result['fastapi_ratio']}",
+            f"at a fixed {result['fixed_rate_rps']} req/s ({result['fixed_rate_requests']} "
+            f"requests): p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "
+            f"(target < {t['p99_ms']}), max {result['max_ms']} ms",
+        ]
+    )  # fmt: skip

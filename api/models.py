@@ -181,3 +181,12 @@ def error(description: str, **examples: str) -> dict[str, Any]:
 
 def unavailable(description: str, **examples: str) -> dict[str, Any]:
     return {**error(description, **examples), "headers": RETRY_AFTER}
+
+
+#: Every router's default 422: FastAPI's own validation errors get the same ErrorBody.
+INVALID = {
+    422: error(
+        "a parameter is missing or of the wrong type",
+        invalid="limit: Input should be a valid integer, unable to parse string as an integer",
+    )
+}

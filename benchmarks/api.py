@@ -162,17 +162,21 @@ def run() -> dict[str, Any]:
 
 def report(result: dict[str, Any]) -> str:
     t = result["targets"]
+    rounds = result["rounds_rps"]
+    rows = [
+        ("API (fast path)", result["api_rps"], rounds["api"]),
+        ("bare ASGI, same bytes", result["bare_rps"], rounds["bare"]),
+        ("FastAPI route", result["fastapi_rps"], rounds["fastapi"]),
+    ]
     return "\n".join(
         [
             f"## API: GET {result['query']} on one worker ({result['body_bytes']} bytes)",
             f"{result['load_generator']}; {result['core_split']}",
-            f"API (fast path)        {result['api_rps']:>8} req/s   rounds {result['rounds_rps']['api']}",
-            f"bare ASGI, same bytes  {result['bare_rps']:>8} req/s   rounds {result['rounds_rps']['bare']}",
-            f"FastAPI route          {result['fastapi_rps']:>8} req/s   rounds {result['rounds_rps']['fastapi']}",
+            *(f"{name:<22} {rps:>7} req/s (rounds {each})" for name, rps, each in rows),
             f"ratio API / bare: {result['ratio']} (target >= {t['ratio']}); "
             f"FastAPI route / bare: {result['fastapi_ratio']}",
             f"at a fixed {result['fixed_rate_rps']} req/s ({result['fixed_rate_requests']} "
             f"requests): p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "
             f"(target < {t['p99_ms']}), max {result['max_ms']} ms",
         ]
-    )  # fmt: skip
+    )

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -99,15 +100,19 @@ def latest_records(
     return records
 
 
-def publish(bootstrap: str, prefix: str, records: Sequence[Latest | VenueStatus]) -> None:
-    """Produce the records to their topics (created first), keyed like the pipeline does."""
+async def _send(
+    bootstrap: str,
+    prefix: str,
+    records: Sequence[Latest | VenueStatus],
+    every_s: float | None = None,
+    stop: threading.Event | None = None,
+) -> None:
     topics = Topics(prefix)
-
-    async def send() -> None:
-        await ensure_topics(bootstrap, [topics.latest, topics.venues_status], 4)
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-        await producer.start()
-        try:
+    await ensure_topics(bootstrap, [topics.latest, topics.venues_status], 4)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        while True:
             for record in records:
                 if isinstance(record, Latest):
                     topic, key = topics.latest, record.direction
@@ -115,10 +120,35 @@ def publish(bootstrap: str, prefix: str, records: Sequence[Latest | VenueStatus]
                     topic, key = topics.venues_status, record.venue
                 await producer.send(topic, record.to_json(), key=key.encode())
             await producer.flush()
-        finally:
-            await producer.stop()
+            if every_s is None or stop is None or await asyncio.to_thread(stop.wait, every_s):
+                return
+    finally:
+        await producer.stop()
 
-    asyncio.run(send())
+
+def publish(bootstrap: str, prefix: str, records: Sequence[Latest | VenueStatus]) -> None:
+    """Produce the records to their topics (created first), keyed like the pipeline does."""
+    asyncio.run(_send(bootstrap, prefix, records))
+
+
+@contextmanager
+def republishing(
+    bootstrap: str, prefix: str, records: Sequence[Latest | VenueStatus], every_s: float = 1.0
+) -> Iterator[None]:
+    """Publish the records now, then again every ``every_s`` (as the pipeline republishes)."""
+    publish(bootstrap, prefix, records)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=lambda: asyncio.run(_send(bootstrap, prefix, records, every_s, stop)),
+        name="republish",
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 def server_env(bootstrap: str, prefix: str, port: int, **settings: str) -> dict[str, str]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from api import metrics
+from api import metrics, models
 from api.models import Health, Ready
 from api.responses import respond
 from api.snapshot import Answer, readiness
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=models.INVALID)
 
 HEALTHY = Answer.make(200, b'{"status":"ok"}')
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from api import models
 from api.models import CoursesV1, ErrorBody
 from api.responses import respond
+from api.routers.params import IfNoneMatch
 from api.snapshot import answer_v1
 
-router = APIRouter(prefix="/api/v1", tags=["v1"])
+router = APIRouter(prefix="/api/v1", tags=["v1"], responses=models.INVALID)
 
 
 @router.get(
@@ -59,9 +60,7 @@ async def courses(
             examples=["BTC-USD,ETH-USD"],
         ),
     ] = None,
-    if_none_match: Annotated[
-        str | None, Header(description="an ETag from an earlier answer: 304 if unchanged")
-    ] = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     answer = answer_v1(request.app.state.snapshot, exchanger, direction or [])
     return respond(answer, if_none_match)

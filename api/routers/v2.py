@@ -11,23 +11,13 @@ from api import models
 from api.history import DEFAULT_LIMIT, MAX_LIMIT, make_query
 from api.models import CoursesV2, HistoryPage, VenuesV2
 from api.responses import respond
+from api.routers.params import Directions, IfNoneMatch
 from api.snapshot import Answer, ApiError, parse_directions
 from api.stream import course_events
 from api.v2 import courses_v2, venues_v2
 
-router = APIRouter(prefix="/api/v2", tags=["v2"])
+router = APIRouter(prefix="/api/v2", tags=["v2"], responses=models.INVALID)
 
-Directions = Annotated[
-    list[str] | None,
-    Query(
-        description="directions, repeatable or comma-separated, case-insensitive; "
-        "default: every configured direction, in the configured order",
-        examples=["BTC-USD,ETH-RUB"],
-    ),
-]
-IfNoneMatch = Annotated[
-    str | None, Header(description="an ETag from an earlier answer: 304 if unchanged")
-]
 UNKNOWN_DIRECTION = models.error(
     "unknown direction; the message lists the valid ones",
     direction="unknown direction BTC-EUR; valid directions: BTC-USD, ETH-USD, ...",
@@ -61,6 +51,21 @@ async def courses(
     return respond(answer, if_none_match)
 
 
+#: One event of the stream (OpenAPI before 3.2 describes an event stream event by event).
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "time of the change, ms since the epoch"},
+        "event": {"type": "string", "enum": ["active", "course"]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "JSON: for `course`, one item of `GET /api/v2/courses`; "
+            "for `active`, its `active` object",
+        },
+        "retry": {"type": "integer", "description": "milliseconds to wait before reconnecting"},
+    },
+}
 SSE_EXAMPLE = (
     "retry: 1000\n\n"
     'id: 1795540478408\nevent: active\ndata: {"venue":"binance","reason":"preferred venue",'
@@ -86,9 +91,7 @@ SSE_EXAMPLE = (
     responses={
         200: {
             "description": "an endless text/event-stream",
-            "content": {
-                "text/event-stream": {"schema": {"type": "string"}, "example": SSE_EXAMPLE}
-            },
+            "content": {"text/event-stream": {"schema": SSE_EVENT, "example": SSE_EXAMPLE}},
         },
         422: UNKNOWN_DIRECTION,
     },
@@ -98,7 +101,10 @@ async def stream(
     direction: Directions = None,
     last_event_id: Annotated[
         str | None,
-        Header(description="the id of the last event received: resume after it"),
+        Header(
+            description="the id of the last event received: resume after it",
+            examples=["1795540478517"],
+        ),
     ] = None,
 ) -> Response:
     state = request.app.state
@@ -179,7 +185,13 @@ async def history(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="quotes per page", examples=[100])
     ] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="`next_cursor` of the previous page",
+            examples=["WyIyMDI2LTExLTI0VDE2OjAwOjAxLjAwMDAwMFoiLCJxMSJd"],
+        ),
+    ] = None,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     state = request.app.state

@@ -166,8 +166,11 @@ def test_v2_course_shows_the_choice_its_age_and_the_other_fresh_venues() -> None
             "kraken": VenueQuote(Decimal("7737800.5"), T, T - timedelta(seconds=1), True),
             "okx": VenueQuote(Decimal("7000000"), T, T, False),
         },
-        (Leg("binance", "BTC-USD", Decimal("94936.03"), T), Leg("cbr", "USD-RUB", Decimal("81.5"), T)),
-    )  # fmt: skip
+        (
+            Leg("binance", "BTC-USD", Decimal("94936.03"), T),
+            Leg("cbr", "USD-RUB", Decimal("81.5"), T),
+        ),
+    )
     body = orjson.dumps(course("BTC-RUB", record, T + timedelta(milliseconds=1500)))
     assert b'"value":7737723.15' in body and b'"age_ms":1500' in body
     data = orjson.loads(body)

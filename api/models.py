@@ -184,7 +184,7 @@ def unavailable(description: str, **examples: str) -> dict[str, Any]:
 
 
 #: Every router's default 422: FastAPI's own validation errors get the same ErrorBody.
-INVALID = {
+INVALID: dict[int | str, dict[str, Any]] = {
     422: error(
         "a parameter is missing or of the wrong type",
         invalid="limit: Input should be a valid integer, unable to parse string as an integer",

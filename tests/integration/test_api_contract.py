@@ -35,7 +35,7 @@ from benchmarks.apiserver import (
     run_api,
 )
 from rates.embedded import free_port
-from schemas.records import VenueStatus
+from schemas.records import Latest, VenueStatus
 from schemas.settings import DEFAULT_DIRECTIONS
 from schemas.venues import EXCHANGERS
 from tests.integration.harness import clean_env, unique_prefix, wait_until
@@ -103,7 +103,7 @@ def servers(
     prefix = unique_prefix()
     logs = tmp_path_factory.mktemp("api")
     now = datetime.now(UTC)
-    records = [
+    records: list[Latest | VenueStatus] = [
         *latest_records(DIRECTIONS, now=now, stale=STALE, others=OTHERS),
         VenueStatus("binance", "up", now - timedelta(minutes=1), now, "2 streams"),
     ]

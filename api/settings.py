@@ -23,7 +23,8 @@ class ApiSettings(CommonSettings):
     api_snapshot_tail: int = Field(
         default=2000,
         ge=10,
-        description="records per partition read back from rates.latest to rebuild the snapshot",
+        description="records per partition read back from rates.latest and venues.status "
+        "to rebuild the snapshot",
     )
     api_access_log: bool = Field(
         default=False, description="log every request (off: /metrics counts them)"

@@ -121,7 +121,9 @@ def create_app(
     now: Callable[[], datetime] = utcnow,
 ) -> ASGIApp:
     """The API; with ``follow_kafka`` the lifespan keeps the snapshot fed from the topics."""
-    snapshot = snapshot or Snapshot(settings.rates_directions)
+    snapshot = snapshot or Snapshot(
+        settings.rates_directions, max_silence_s=settings.api_max_silence_s
+    )
     feed = FeedState()
     history = History(settings.database_url)
 

@@ -26,6 +26,13 @@ class ApiSettings(CommonSettings):
         description="records per partition read back from rates.latest and venues.status "
         "to rebuild the snapshot",
     )
+    api_max_silence_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="with no rates.latest record for this long (pipeline or Kafka down), "
+        "v1 answers 503 rather than rates it can no longer vouch for",
+    )
     api_access_log: bool = Field(
         default=False, description="log every request (off: /metrics counts them)"
     )

@@ -134,9 +134,17 @@ class Snapshot:
         directions: Sequence[str],
         exchangers: Sequence[str] = EXCHANGERS,
         clock: Callable[[], float] = time.monotonic,
+        max_silence_s: float = 10.0,
     ) -> None:
         self.directions = tuple(directions)
         self.exchangers = tuple(exchangers)
+        self.max_silence_s = max_silence_s
+        self._silent = Answer.error(
+            unavailable(
+                f"no rates from the pipeline for more than {max_silence_s:g} s "
+                "(pipeline or Kafka down): the last ones can no longer be vouched for"
+            )
+        )
         self.latest: dict[str, Latest] = {}
         self.active: Latest | None = None
         self.venues: dict[str, VenueStatus] = {}
@@ -204,6 +212,12 @@ class Snapshot:
             answer = answer_v1(self, exchanger, directions)
             if len(self._v1) < V1_CACHE_SIZE and len(query) <= V1_CACHE_KEY_MAX:
                 self._v1[query] = answer
+        return self.vouch(answer)
+
+    def vouch(self, answer: Answer) -> Answer:
+        """A 200 only while records keep coming: the pipeline republishes every second."""
+        if answer.status == 200 and self._clock() - (self.updated_at or 0.0) > self.max_silence_s:
+            return self._silent
         return answer
 
 

@@ -62,5 +62,6 @@ async def courses(
     ] = None,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
-    answer = answer_v1(request.app.state.snapshot, exchanger, direction or [])
+    snapshot = request.app.state.snapshot
+    answer = snapshot.vouch(answer_v1(snapshot, exchanger, direction or []))
     return respond(answer, if_none_match)

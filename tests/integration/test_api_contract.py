@@ -555,3 +555,38 @@ def test_schemathesis_finds_no_nonconformance(servers: Servers, tmp_path: Path) 
     # Every operation of the schema was exercised: the five /api routes and the health ones.
     tested = re.search(r"Tested:\s+(\d+)", done.stdout)
     assert tested is not None and int(tested.group(1)) >= 8, tail
+
+
+def test_broker_down_is_reported_and_stale_rates_are_not_served(tmp_path: Path) -> None:
+    from rates import embedded
+
+    tansu = embedded.start_tansu(log=tmp_path / "tansu.log")
+    try:
+        prefix = unique_prefix()
+        with run_api(tansu.address, prefix, tmp_path / "api.log", API_MAX_SILENCE_S="3") as api:
+            with republishing(tansu.address, prefix, latest_records(DIRECTIONS)):
+                wait_until(lambda: fed(api), 30, "the feed")
+                assert httpx.get(f"{api.base}/readyz").status_code == 200
+            tansu.stop()
+
+            def reason() -> str | None:
+                ready = httpx.get(f"{api.base}/readyz")
+                said: str = ready.json()["reason"]
+                return said if ready.status_code == 503 and "broker" in said else None
+
+            said = wait_until(reason, 15, "readyz to name the broker")
+            assert said.startswith("Kafka broker unreachable: 127.0.0.1:"), said
+
+            def refused() -> httpx.Response | None:
+                response = httpx.get(f"{api.base}/api/v1/courses")
+                return response if response.status_code == 503 else None
+
+            stale = wait_until(refused, 15, "v1 to stop serving old rates")
+            assert stale.headers["retry-after"] == "1"
+            assert "no rates from the pipeline for more than 3 s" in stale.json()["detail"]
+            # The rest keeps answering from memory, and says how old things are.
+            assert httpx.get(f"{api.base}/healthz").status_code == 200
+            courses = httpx.get(f"{api.base}/api/v2/courses").json()["courses"]
+            assert all(c["age_ms"] >= 3000 for c in courses)
+    finally:
+        tansu.stop()

@@ -273,3 +273,18 @@ def test_answer_make_counts_the_body() -> None:
         (b"content-length", b"3"),
         (b"x-a", b"1"),
     )
+
+
+def test_v1_stops_vouching_for_rates_when_records_stop_coming() -> None:
+    clock = [100.0]
+    snap = Snapshot(DEFAULT_DIRECTIONS, clock=lambda: clock[0], max_silence_s=10)
+    snap.apply(latest("BTC-USD", {"binance": ("1.5", True)}), 1)
+    snap.apply(latest("*", {}), 2)
+    assert snap.v1(b"").status == 200
+    clock[0] += 10.5
+    silent = snap.v1(b"")
+    assert silent.status == 503 and b"no rates from the pipeline" in silent.body
+    assert dict(silent.headers)[b"retry-after"] == b"1"
+    assert snap.v1(b"direction=nope").status == 422  # bad input is still named as such
+    snap.apply(latest("*", {}), 3)  # a republished record, even unchanged, vouches again
+    assert snap.v1(b"").status == 200

@@ -318,12 +318,19 @@ def test_v2_stream_pushes_changes_and_resumes(kafka: str, tmp_path: Path) -> Non
             assert ids == sorted(ids)  # oldest change first
             kinds = {(e["event"], json.loads(e["data"]).get("direction")) for e in first}
             assert kinds == {("active", None), ("course", "BTC-USD"), ("course", "ETH-USD")}
+            assert metric(httpx.get(f"{api.base}/metrics").text, "rates_api_streams") == 1
             time.sleep(RESUME_GAP_S)
             changed = latest_records(DIRECTIONS, now=now, prices={"ETH-USD": "3500.01"})
             publish(kafka, prefix, changed)
             # Republished records that change nothing are not events: only ETH-USD is.
             (pushed,) = sse_events(lines, 1)
         assert pushed["event"] == "course" and int(pushed["id"]) > max(ids)
+        # The client hung up: its stream is gone from the server too.
+        wait_until(
+            lambda: metric(httpx.get(f"{api.base}/metrics").text, "rates_api_streams") == 0,
+            10,
+            "the stream to close",
+        )
         data = json.loads(pushed["data"], parse_float=Decimal)
         assert (data["direction"], str(data["value"])) == ("ETH-USD", "3500.01")
         # Reconnecting with the last id it saw, a client gets what changed since (the

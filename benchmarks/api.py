@@ -11,11 +11,13 @@ core 0. Servers, all one uvicorn worker with uvloop and httptools and no access 
 Throughput is measured in alternating rounds (noise from other work on the machine hits
 every server alike) and reported as medians; the ratio is of the medians. Latency at a
 fixed rate (h2load --rps: 10 connections, 150 requests/s each, request start to end of
-response) is measured for the API and, as the machine's own floor, for the bare app.
+response) is measured the same way, in alternating rounds, for the API and, as the
+machine's own floor, for the bare app; the medians of the rounds' percentiles are reported.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -44,15 +46,30 @@ WARMUP_S = 1
 CLIENTS = 32
 RATE = 1500
 RATE_CLIENTS = 10
-RATE_DURATION_S = 10
+RATE_DURATION_S = 5
 PREFIX = "bench-api."
+#: Nice value of every measured process (needs root; left at 0 otherwise).
+PRIORITY = -10
+
+
+def _raise() -> None:
+    """Run at PRIORITY: other work on the shared machine preempts the measured processes less."""
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, 0, PRIORITY)
+
+
+def prioritize(pid: int) -> None:
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, pid, PRIORITY)
 
 
 def h2load(*args: str) -> str:
     if shutil.which("h2load") is None:
         raise RuntimeError("h2load is missing: `apt-get install nghttp2-client` (make bench does)")
     argv = ["taskset", "-c", str(CLIENT_CPU), "h2load", "--h1", "-t", "1", *args]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=120, check=False, preexec_fn=_raise
+    )
     if done.returncode != 0:
         raise RuntimeError(f"h2load failed: {done.stdout}\n{done.stderr}")
     codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", done.stdout)
@@ -96,6 +113,7 @@ def bare_app(body: bytes, directory: Path) -> Iterator[str]:
         popen = subprocess.Popen(
             argv, env={**os.environ, "BENCH_BODY_FILE": str(body_file)}, stdout=out, stderr=out
         )
+    prioritize(popen.pid)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: httpx.get(base, timeout=1).content == body, 30, "the bare app")
@@ -111,6 +129,7 @@ def run() -> dict[str, Any]:
         tansu = embedded.start_tansu(log=directory / "tansu.log")
         stack.callback(tansu.stop)
         os.sched_setaffinity(tansu.popen.pid, {CLIENT_CPU})
+        prioritize(tansu.popen.pid)
         # Republished every second, as the pipeline does: unchanged, so no cache is cleared.
         stack.enter_context(republishing(tansu.address, PREFIX, latest_records(DEFAULT_DIRECTIONS)))
         fast = stack.enter_context(
@@ -133,14 +152,21 @@ def run() -> dict[str, Any]:
         body = wait_until(lambda: answer(fast.base), 30, "the API to serve the synthetic feed")
         assert wait_until(lambda: answer(slow.base), 30, "the FastAPI route") == body
         bare = stack.enter_context(bare_app(body, directory))
+        for api in (fast, slow):
+            prioritize(api.popen.pid)  # taskset execs: this is the server's own process
+        nice = os.getpriority(os.PRIO_PROCESS, fast.popen.pid)
 
         servers = {"bare": bare, "api": fast.base, "fastapi": slow.base}
         rates: dict[str, list[float]] = {name: [] for name in servers}
         for _ in range(ROUNDS):
             for name, base in servers.items():
                 rates[name].append(throughput(base + QUERY))
-        latencies = fixed_rate(fast.base + QUERY, directory / "rate.log")
-        bare_latencies = fixed_rate(bare + QUERY, directory / "rate-bare.log")
+        # Alternating rounds again; each round's percentiles, then their medians.
+        tails: dict[str, list[tuple[float, float, float]]] = {"api": [], "bare": []}
+        for _ in range(ROUNDS):
+            for name, base in (("api", fast.base), ("bare", bare)):
+                got = fixed_rate(base + QUERY, directory / f"rate-{name}.log")
+                tails[name].append((statistics.median(got), percentile(got, 0.99), max(got)))
         load = os.getloadavg()[0]
 
     median = {name: statistics.median(values) for name, values in rates.items()}
@@ -149,7 +175,8 @@ def run() -> dict[str, Any]:
         "body_bytes": len(body),
         "load_generator": f"h2load --h1 -t 1 -c {CLIENTS}, {DURATION_S} s per round "
         f"after {WARMUP_S} s warm-up, {ROUNDS} alternating rounds",
-        "core_split": f"servers on core {SERVER_CPU}; h2load and Tansu on core {CLIENT_CPU}",
+        "core_split": f"servers on core {SERVER_CPU}; h2load and Tansu on core {CLIENT_CPU}; "
+        f"all at nice {nice}",
         "rounds_rps": {name: [round(v) for v in values] for name, values in rates.items()},
         "api_rps": round(median["api"]),
         "bare_rps": round(median["bare"]),
@@ -157,12 +184,12 @@ def run() -> dict[str, Any]:
         "ratio": round(median["api"] / median["bare"], 3),
         "fastapi_ratio": round(median["fastapi"] / median["bare"], 3),
         "fixed_rate_rps": RATE,
-        "fixed_rate_requests": len(latencies),
-        "p50_ms": round(statistics.median(latencies), 3),
-        "p99_ms": round(percentile(latencies, 0.99), 3),
-        "max_ms": round(max(latencies), 3),
-        "bare_p50_ms": round(statistics.median(bare_latencies), 3),
-        "bare_p99_ms": round(percentile(bare_latencies, 0.99), 3),
+        "fixed_rate_rounds_p99_ms": {k: [round(t[1], 3) for t in v] for k, v in tails.items()},
+        "p50_ms": round(statistics.median(t[0] for t in tails["api"]), 3),
+        "p99_ms": round(statistics.median(t[1] for t in tails["api"]), 3),
+        "max_ms": round(max(t[2] for t in tails["api"]), 3),
+        "bare_p50_ms": round(statistics.median(t[0] for t in tails["bare"]), 3),
+        "bare_p99_ms": round(statistics.median(t[1] for t in tails["bare"]), 3),
         "load_average_1m": round(load, 2),
         "targets": {"ratio": 0.5, "p99_ms": 5.0},
     }
@@ -183,10 +210,11 @@ def report(result: dict[str, Any]) -> str:
             *(f"{name:<22} {rps:>7} req/s (rounds {each})" for name, rps, each in rows),
             f"ratio API / bare: {result['ratio']} (target >= {t['ratio']}); "
             f"FastAPI route / bare: {result['fastapi_ratio']}",
-            f"at a fixed {result['fixed_rate_rps']} req/s ({result['fixed_rate_requests']} "
-            f"requests): p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "
-            f"(target < {t['p99_ms']}), max {result['max_ms']} ms; the bare app at the same "
-            f"rate: p50 {result['bare_p50_ms']} ms, p99 {result['bare_p99_ms']} ms",
+            f"at a fixed {result['fixed_rate_rps']} req/s ({RATE_DURATION_S} s rounds, medians): "
+            f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms (target < {t['p99_ms']}; "
+            f"rounds {result['fixed_rate_rounds_p99_ms']['api']}), max {result['max_ms']} ms",
+            f"the bare app at the same rate: p50 {result['bare_p50_ms']} ms, p99 "
+            f"{result['bare_p99_ms']} ms (rounds {result['fixed_rate_rounds_p99_ms']['bare']})",
             f"machine load average (1 min) at the end: {result['load_average_1m']} "
             "(other work on the machine shows in the tails of both)",
         ]

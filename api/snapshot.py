@@ -70,10 +70,10 @@ class Answer:
         status: int,
         body: bytes,
         *extra: tuple[bytes, bytes],
-        content_type: bytes = b"application/json",
         etag: bytes | None = None,
     ) -> Answer:
-        headers = ((b"content-type", content_type), (b"content-length", b"%d" % len(body)))
+        """A JSON answer with its length and any ``extra`` headers."""
+        headers = ((b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)))
         return cls(status, headers + extra, body, etag)
 
     @classmethod
@@ -148,11 +148,12 @@ class Snapshot:
         self.latest: dict[str, Latest] = {}
         self.active: Latest | None = None
         self.venues: dict[str, VenueStatus] = {}
-        #: Key (direction, ``*`` or ``venue:<name>``) -> Kafka timestamp (ms) of its last change.
+        #: Key (direction or ``*``) -> Kafka timestamp (ms) of its last change.
         self.changed_ms: dict[str, int] = {}
+        #: Venue -> Kafka timestamp (ms) of its last status record.
+        self.status_ms: dict[str, int] = {}
         #: Monotonic time of the last rates.latest record, changed or not.
         self.updated_at: float | None = None
-        self.version = 0
         self._clock = clock
         self._subscribers: set[Changes] = set()
         self._v1: dict[bytes, Answer] = {}
@@ -177,12 +178,11 @@ class Snapshot:
         """Store a venues.status record; True when it changed something."""
         previous = self.venues.get(status.venue)
         self.venues[status.venue] = status
-        self.changed_ms[f"venue:{status.venue}"] = stamp_ms
+        self.status_ms[status.venue] = stamp_ms
         return previous != status
 
     def _changed(self, key: str, stamp_ms: int) -> None:
         self.changed_ms[key] = stamp_ms
-        self.version += 1
         self._v1.clear()
         for subscriber in self._subscribers:
             subscriber.push(key)

@@ -22,7 +22,6 @@ async def course_events(
     last_event_id: str | None,
     max_s: float,
     now: Callable[[], datetime],
-    keepalive_s: float = KEEPALIVE_S,
 ) -> AsyncIterator[bytes]:
     """The current state (or what changed since ``last_event_id``), then every change."""
     # Subscribe first: a change during the catch-up is sent again rather than lost.
@@ -35,7 +34,7 @@ async def course_events(
         for key in resume_keys(snapshot, directions, last_event_id):
             yield event(snapshot, key, now())
         while (remaining := deadline - loop.time()) > 0:
-            keys = await changes.wait(min(keepalive_s, remaining))
+            keys = await changes.wait(min(KEEPALIVE_S, remaining))
             if not keys:
                 yield b": keep-alive\n\n"
                 continue

@@ -112,7 +112,7 @@ def venues_v2(snapshot: Snapshot, configured: Sequence[str], now: datetime) -> b
     items = []
     for name in _venue_names(snapshot, configured):
         status = snapshot.venues.get(name)
-        stamp = snapshot.changed_ms.get(f"venue:{name}")
+        stamp = snapshot.status_ms.get(name)
         serves = [
             d
             for d in snapshot.directions

@@ -496,7 +496,8 @@ def test_openapi_describes_every_parameter_error_and_example(servers: Servers) -
 
 def test_api_before_any_data_then_following_the_topic(kafka: str, tmp_path: Path) -> None:
     prefix = unique_prefix()
-    with run_api(kafka, prefix, tmp_path / "api.log") as api:
+    log = tmp_path / "api.log"
+    with run_api(kafka, prefix, log, API_ACCESS_LOG="true", LOG_LEVEL="INFO") as api:
         for path in ("/api/v1/courses", "/api/v1/courses?exchanger=binance", "/api/v2/courses"):
             response = httpx.get(api.base + path)
             assert response.status_code == 503 and response.headers["retry-after"] == "1", path
@@ -515,6 +516,7 @@ def test_api_before_any_data_then_following_the_topic(kafka: str, tmp_path: Path
 
         response = wait_until(changed, 30, "the new price")
         assert b'{"direction":"BTC-USD","value":1.5}' in response.content
+    assert '"GET /api/v1/courses?exchanger=binance HTTP/1.1" 503' in api.output()
 
 
 def test_several_workers_share_the_port_and_add_up_their_metrics(
@@ -570,7 +572,8 @@ def test_broker_down_is_reported_and_stale_rates_are_not_served(tmp_path: Path) 
     tansu = embedded.start_tansu(log=tmp_path / "tansu.log")
     try:
         prefix = unique_prefix()
-        with run_api(tansu.address, prefix, tmp_path / "api.log", API_MAX_SILENCE_S="3") as api:
+        log = tmp_path / "api.log"
+        with run_api(tansu.address, prefix, log, API_MAX_SILENCE_S="3", LOG_LEVEL="INFO") as api:
             with republishing(tansu.address, prefix, latest_records(DIRECTIONS)):
                 wait_until(lambda: fed(api), 30, "the feed")
                 assert httpx.get(f"{api.base}/readyz").status_code == 200
@@ -595,5 +598,7 @@ def test_broker_down_is_reported_and_stale_rates_are_not_served(tmp_path: Path) 
             assert httpx.get(f"{api.base}/healthz").status_code == 200
             courses = httpx.get(f"{api.base}/api/v2/courses").json()["courses"]
             assert all(c["age_ms"] >= 3000 for c in courses)
+        assert "API on http://" in api.output()  # INFO is logged, and
+        assert "GET /api/" not in api.output()  # the access log is off by default
     finally:
         tansu.stop()

@@ -34,6 +34,7 @@ from benchmarks.apiserver import (
     republishing,
     run_api,
 )
+from rates import embedded
 from rates.embedded import free_port
 from schemas.records import Latest, VenueStatus
 from schemas.settings import DEFAULT_DIRECTIONS
@@ -55,8 +56,8 @@ HISTORY_T0 = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC) + timedelta(
 class Servers:
     fast: ApiProcess
     slow: ApiProcess
-    prefix: str
-    feed_at: datetime
+    #: Where ``slow`` expects PostgreSQL, which does not run there (yet).
+    slow_db_port: int
 
 
 def body_of(response: httpx.Response) -> Any:
@@ -102,6 +103,7 @@ def servers(
 ) -> Iterator[Servers]:
     prefix = unique_prefix()
     logs = tmp_path_factory.mktemp("api")
+    db_port = free_port()
     now = datetime.now(UTC)
     records: list[Latest | VenueStatus] = [
         *latest_records(DIRECTIONS, now=now, stale=STALE, others=OTHERS),
@@ -112,11 +114,11 @@ def servers(
         run_api(kafka, prefix, logs / "fast.log", DATABASE_URL=history_db,
                 API_STREAM_MAX_S="0.5") as fast,
         run_api(kafka, prefix, logs / "slow.log", API_FAST_PATH="false",
-                DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
+                DATABASE_URL=f"postgresql://postgres@127.0.0.1:{db_port}/postgres",
                 API_CORS_ORIGINS=CORS_ORIGIN) as slow,
     ):  # fmt: skip
         wait_until(lambda: fed(fast) and fed(slow), 30, "both servers to load the feed")
-        yield Servers(fast, slow, prefix, now)
+        yield Servers(fast, slow, db_port)
 
 
 def both(servers: Servers, path: str, params: Any = None, **headers: str) -> httpx.Response:
@@ -401,7 +403,9 @@ def test_history_rejects_bad_parameters(
     assert message in response.json()["detail"]
 
 
-def test_history_without_postgres_is_503_and_the_rest_serves(servers: Servers) -> None:
+def test_history_without_postgres_is_503_and_the_rest_serves(
+    servers: Servers, logs_dir: Path
+) -> None:
     response = history(servers.slow, direction="BTC-USD")
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert "history unavailable: PostgreSQL did not answer" in response.json()["detail"]
@@ -409,6 +413,28 @@ def test_history_without_postgres_is_503_and_the_rest_serves(servers: Servers) -
     assert httpx.get(f"{servers.slow.base}/readyz").status_code == 200
     metrics = httpx.get(f"{servers.slow.base}/metrics").text
     assert metric(metrics, "rates_api_history_errors_total") >= 1
+    # PostgreSQL comes (back): the same process answers from it, no restart needed.
+    pg = embedded.start_postgres(logs_dir / "pgdata-history", port=servers.slow_db_port)
+    try:
+        migrated = subprocess.run(
+            [sys.executable, "-m", "rates", "migrate"],
+            env=clean_env(DATABASE_URL=pg.address),
+            capture_output=True,
+            check=False,
+        )
+        assert migrated.returncode == 0, migrated.stderr
+
+        def answered() -> Any:
+            got = history(servers.slow, direction="BTC-USD")
+            return got.json() if got.status_code == 200 else None
+
+        assert wait_until(answered, 30, "history to recover") == {
+            "direction": "BTC-USD",
+            "quotes": [],
+            "next_cursor": None,
+        }
+    finally:
+        pg.stop()
 
 
 # -- health, metrics, CORS, docs ---------------------------------------------------------------
@@ -567,8 +593,6 @@ def test_schemathesis_finds_no_nonconformance(servers: Servers, tmp_path: Path) 
 
 
 def test_broker_down_is_reported_and_stale_rates_are_not_served(tmp_path: Path) -> None:
-    from rates import embedded
-
     tansu = embedded.start_tansu(log=tmp_path / "tansu.log")
     try:
         prefix = unique_prefix()

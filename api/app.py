@@ -153,7 +153,9 @@ def create_app(
             "Rates are served from memory: each API process follows the `rates.latest` "
             "topic. Values are JSON numbers printed with the venue's own digits. Every "
             'error answers `{"detail": "..."}`; 503s carry `Retry-After`. Successful '
-            "answers carry an `ETag` and `Cache-Control: max-age=1`."
+            "answers carry an `ETag` and `Cache-Control: max-age=1`.\n\n"
+            f"Directions served: {', '.join(settings.rates_directions)}. "
+            f"Exchangers: {', '.join(snapshot.exchangers)}."
         ),
         version="2",
         lifespan=lifespan,

@@ -17,7 +17,6 @@ machine's own floor, for the bare app; the medians of the rounds' percentiles ar
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -48,28 +47,13 @@ RATE = 1500
 RATE_CLIENTS = 10
 RATE_DURATION_S = 5
 PREFIX = "bench-api."
-#: Nice value of every measured process (needs root; left at 0 otherwise).
-PRIORITY = -10
-
-
-def _raise() -> None:
-    """Run at PRIORITY: other work on the shared machine preempts the measured processes less."""
-    with contextlib.suppress(PermissionError):
-        os.setpriority(os.PRIO_PROCESS, 0, PRIORITY)
-
-
-def prioritize(pid: int) -> None:
-    with contextlib.suppress(PermissionError):
-        os.setpriority(os.PRIO_PROCESS, pid, PRIORITY)
 
 
 def h2load(*args: str) -> str:
     if shutil.which("h2load") is None:
         raise RuntimeError("h2load is missing: `apt-get install nghttp2-client` (make bench does)")
     argv = ["taskset", "-c", str(CLIENT_CPU), "h2load", "--h1", "-t", "1", *args]
-    done = subprocess.run(
-        argv, capture_output=True, text=True, timeout=120, check=False, preexec_fn=_raise
-    )
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"h2load failed: {done.stdout}\n{done.stderr}")
     codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", done.stdout)
@@ -89,6 +73,7 @@ def throughput(url: str) -> float:
 def fixed_rate(url: str, log: Path) -> list[float]:
     """Latencies (ms, request start to end of response) at RATE requests/s."""
     per_client = RATE // RATE_CLIENTS
+    log.unlink(missing_ok=True)  # h2load appends
     h2load("-c", str(RATE_CLIENTS), "--rps", str(per_client), "-D", str(RATE_DURATION_S),
            "--log-file", str(log), url)  # fmt: skip
     return [int(line.split("\t")[2]) / 1000 for line in log.read_text().splitlines()]
@@ -113,7 +98,6 @@ def bare_app(body: bytes, directory: Path) -> Iterator[str]:
         popen = subprocess.Popen(
             argv, env={**os.environ, "BENCH_BODY_FILE": str(body_file)}, stdout=out, stderr=out
         )
-    prioritize(popen.pid)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: httpx.get(base, timeout=1).content == body, 30, "the bare app")
@@ -129,7 +113,6 @@ def run() -> dict[str, Any]:
         tansu = embedded.start_tansu(log=directory / "tansu.log")
         stack.callback(tansu.stop)
         os.sched_setaffinity(tansu.popen.pid, {CLIENT_CPU})
-        prioritize(tansu.popen.pid)
         # Republished every second, as the pipeline does: unchanged, so no cache is cleared.
         stack.enter_context(republishing(tansu.address, PREFIX, latest_records(DEFAULT_DIRECTIONS)))
         fast = stack.enter_context(
@@ -152,9 +135,6 @@ def run() -> dict[str, Any]:
         body = wait_until(lambda: answer(fast.base), 30, "the API to serve the synthetic feed")
         assert wait_until(lambda: answer(slow.base), 30, "the FastAPI route") == body
         bare = stack.enter_context(bare_app(body, directory))
-        for api in (fast, slow):
-            prioritize(api.popen.pid)  # taskset execs: this is the server's own process
-        nice = os.getpriority(os.PRIO_PROCESS, fast.popen.pid)
 
         servers = {"bare": bare, "api": fast.base, "fastapi": slow.base}
         rates: dict[str, list[float]] = {name: [] for name in servers}
@@ -175,8 +155,7 @@ def run() -> dict[str, Any]:
         "body_bytes": len(body),
         "load_generator": f"h2load --h1 -t 1 -c {CLIENTS}, {DURATION_S} s per round "
         f"after {WARMUP_S} s warm-up, {ROUNDS} alternating rounds",
-        "core_split": f"servers on core {SERVER_CPU}; h2load and Tansu on core {CLIENT_CPU}; "
-        f"all at nice {nice}",
+        "core_split": f"servers on core {SERVER_CPU}; h2load and Tansu on core {CLIENT_CPU}",
         "rounds_rps": {name: [round(v) for v in values] for name, values in rates.items()},
         "api_rps": round(median["api"]),
         "bare_rps": round(median["bare"]),

@@ -39,8 +39,8 @@ from schemas.settings import DEFAULT_DIRECTIONS
 QUERY = "/api/v1/courses?direction=BTC-USD,ETH-USD"
 SERVER_CPU = 1
 CLIENT_CPU = 0
-ROUNDS = 3
-DURATION_S = 5
+ROUNDS = 5
+DURATION_S = 4
 WARMUP_S = 1
 CLIENTS = 32
 RATE = 1500

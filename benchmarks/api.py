@@ -9,7 +9,9 @@ core 0. Servers, all one uvicorn worker with uvloop and httptools and no access 
 - a bare ASGI app returning the API's exact bytes (the machine's limit here).
 
 Throughput is measured in alternating rounds (noise from other work on the machine hits
-every server alike) and reported as medians; the ratio is of the medians. Latency at a
+every server alike) and reported as medians; the ratio is of the medians. Each round also
+counts the server's CPU time after the warm-up: requests per CPU-second do not depend on
+how often other work preempted the server, so their ratio is the steadier comparison. Latency at a
 fixed rate (h2load --rps: 10 connections, 150 requests/s each, request start to end of
 response) is measured the same way, in alternating rounds, for the API and, as the
 machine's own floor, for the bare app; the medians of the rounds' percentiles are reported.
@@ -25,12 +27,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from benchmarks.apiserver import latest_records, republishing, run_api, wait_until
 from rates import embedded
@@ -49,25 +53,43 @@ RATE_DURATION_S = 5
 PREFIX = "bench-api."
 
 
-def h2load(*args: str) -> str:
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def h2load(*args: str, server: psutil.Process | None = None) -> tuple[str, float]:
+    """h2load's report, and the CPU seconds ``server`` used after the warm-up."""
     if shutil.which("h2load") is None:
         raise RuntimeError("h2load is missing: `apt-get install nghttp2-client` (make bench does)")
     argv = ["taskset", "-c", str(CLIENT_CPU), "h2load", "--h1", "-t", "1", *args]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"h2load failed: {done.stdout}\n{done.stderr}")
-    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", done.stdout)
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as run:
+        used = 0.0
+        if server is not None:
+            time.sleep(WARMUP_S)
+            used = -_cpu_s(server)
+        out, err = run.communicate(timeout=120)
+        if server is not None:
+            used += _cpu_s(server)
+    if run.returncode != 0:
+        raise RuntimeError(f"h2load failed: {out}\n{err}")
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
     if codes is None or int(codes.group(1)) == 0 or any(int(n) for n in codes.groups()[1:]):
-        raise RuntimeError(f"h2load saw answers other than 200:\n{done.stdout}")
-    return done.stdout
+        raise RuntimeError(f"h2load saw answers other than 200:\n{out}")
+    return out, used
 
 
-def throughput(url: str) -> float:
-    out = h2load("-c", str(CLIENTS), "-D", str(DURATION_S), "--warm-up-time", str(WARMUP_S), url)
+def throughput(url: str, server: psutil.Process) -> tuple[float, float]:
+    """Requests/s, and requests per second of the server's CPU time (immune to preemption)."""
+    out, cpu_s = h2load(
+        "-c", str(CLIENTS), "-D", str(DURATION_S), "--warm-up-time", str(WARMUP_S), url,
+        server=server,
+    )  # fmt: skip
     found = re.search(r"finished in [0-9.]+s, ([0-9.]+) req/s", out)
     if found is None:
         raise RuntimeError(f"no req/s in h2load's output:\n{out}")
-    return float(found.group(1))
+    rps = float(found.group(1))
+    return rps, rps * DURATION_S / cpu_s
 
 
 def fixed_rate(url: str, log: Path) -> list[float]:
@@ -85,7 +107,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 @contextmanager
-def bare_app(body: bytes, directory: Path) -> Iterator[str]:
+def bare_app(body: bytes, directory: Path) -> Iterator[tuple[str, int]]:
     """benchmarks/bare.py under uvicorn, configured as api/server.py configures the API."""
     port = embedded.free_port()
     body_file = directory / "body.json"
@@ -101,7 +123,7 @@ def bare_app(body: bytes, directory: Path) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: httpx.get(base, timeout=1).content == body, 30, "the bare app")
-        yield base
+        yield base, popen.pid  # taskset execs: the server's own process
     finally:
         popen.send_signal(signal.SIGTERM)
         popen.wait(15)
@@ -134,13 +156,20 @@ def run() -> dict[str, Any]:
 
         body = wait_until(lambda: answer(fast.base), 30, "the API to serve the synthetic feed")
         assert wait_until(lambda: answer(slow.base), 30, "the FastAPI route") == body
-        bare = stack.enter_context(bare_app(body, directory))
+        bare, bare_pid = stack.enter_context(bare_app(body, directory))
 
-        servers = {"bare": bare, "api": fast.base, "fastapi": slow.base}
+        servers = {
+            "bare": (bare, psutil.Process(bare_pid)),
+            "api": (fast.base, psutil.Process(fast.popen.pid)),
+            "fastapi": (slow.base, psutil.Process(slow.popen.pid)),
+        }
         rates: dict[str, list[float]] = {name: [] for name in servers}
+        per_cpu: dict[str, list[float]] = {name: [] for name in servers}
         for _ in range(ROUNDS):
-            for name, base in servers.items():
-                rates[name].append(throughput(base + QUERY))
+            for name, (base, process) in servers.items():
+                rps, rps_cpu = throughput(base + QUERY, process)
+                rates[name].append(rps)
+                per_cpu[name].append(rps_cpu)
         # Alternating rounds again; each round's percentiles, then their medians.
         tails: dict[str, list[tuple[float, float, float]]] = {"api": [], "bare": []}
         for _ in range(ROUNDS):
@@ -150,6 +179,7 @@ def run() -> dict[str, Any]:
         load = os.getloadavg()[0]
 
     median = {name: statistics.median(values) for name, values in rates.items()}
+    cpu = {name: statistics.median(values) for name, values in per_cpu.items()}
     return {
         "query": QUERY,
         "body_bytes": len(body),
@@ -162,6 +192,9 @@ def run() -> dict[str, Any]:
         "fastapi_rps": round(median["fastapi"]),
         "ratio": round(median["api"] / median["bare"], 3),
         "fastapi_ratio": round(median["fastapi"] / median["bare"], 3),
+        "per_cpu_second": {name: round(value) for name, value in cpu.items()},
+        "cpu_ratio": round(cpu["api"] / cpu["bare"], 3),
+        "fastapi_cpu_ratio": round(cpu["fastapi"] / cpu["bare"], 3),
         "fixed_rate_rps": RATE,
         "fixed_rate_rounds_p99_ms": {k: [round(t[1], 3) for t in v] for k, v in tails.items()},
         "p50_ms": round(statistics.median(t[0] for t in tails["api"]), 3),
@@ -189,6 +222,10 @@ def report(result: dict[str, Any]) -> str:
             *(f"{name:<22} {rps:>7} req/s (rounds {each})" for name, rps, each in rows),
             f"ratio API / bare: {result['ratio']} (target >= {t['ratio']}); "
             f"FastAPI route / bare: {result['fastapi_ratio']}",
+            "per second of server CPU (immune to preemption by other work): "
+            + ", ".join(f"{k} {v}" for k, v in result["per_cpu_second"].items())
+            + f"; API / bare {result['cpu_ratio']}, FastAPI route / bare "
+            f"{result['fastapi_cpu_ratio']}",
             f"at a fixed {result['fixed_rate_rps']} req/s ({RATE_DURATION_S} s rounds, medians): "
             f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms (target < {t['p99_ms']}; "
             f"rounds {result['fixed_rate_rounds_p99_ms']['api']}), max {result['max_ms']} ms",

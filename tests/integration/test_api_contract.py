@@ -375,8 +375,11 @@ def test_history_pages_through_a_window(servers: Servers) -> None:
     assert [str(q["value"]) for q in seen] == [f"9400{i}.1000{i}" for i in range(4)]
     assert [q["ts"] for q in seen] == sorted(q["ts"] for q in seen)
     assert {q["direction"] for q in seen} == {"BTC-USD"} and seen[0]["derived_from"] is None
-    one = body_of(history(servers.fast, direction="ETH-USD", since=window["since"], limit=1))
-    assert [str(q["value"]) for q in one["quotes"]] == ["3400.5"]
+    response = history(servers.fast, direction="ETH-USD", since=window["since"], limit=1)
+    assert [str(q["value"]) for q in body_of(response)["quotes"]] == ["3400.5"]
+    assert response.headers["cache-control"] == "max-age=1"
+    again = httpx.get(response.url, headers={"If-None-Match": response.headers["etag"]}, timeout=10)
+    assert again.status_code == 304 and again.content == b""
 
 
 @pytest.mark.parametrize(

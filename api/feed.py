@@ -51,15 +51,17 @@ async def probe(bootstrap: str, timeout_s: float = 1.0) -> str | None:
     return error
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
-    while True:
-        await consumer.topics()  # refreshes metadata
-        found = {topic: consumer.partitions_for_topic(topic) for topic in topics}
-        missing = [topic for topic, parts in found.items() if not parts]
-        if not missing:
-            return [TopicPartition(t, p) for t, parts in found.items() for p in sorted(parts)]
+def _partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of the topics, or [] while one is missing.
+
+    Known from the metadata fetched at start; a topic created later needs a new consumer.
+    """
+    found = {topic: consumer.partitions_for_topic(topic) for topic in topics}
+    missing = [topic for topic, parts in found.items() if not parts]
+    if missing:
         log.info("waiting for topic %s to exist", ", ".join(missing))
-        await asyncio.sleep(1.0)
+        return []
+    return [TopicPartition(t, p) for t, parts in found.items() for p in sorted(parts or ())]
 
 
 def apply(snapshot: Snapshot, topic: str, value: bytes, stamp_ms: int, latest: str) -> None:
@@ -91,7 +93,10 @@ async def follow(settings: ApiSettings, snapshot: Snapshot, state: FeedState) ->
         )
         try:
             await consumer.start()
-            tps = await _partitions(consumer, topics)
+            tps = _partitions(consumer, topics)
+            if not tps:
+                await asyncio.sleep(1.0)
+                continue
             consumer.assign(tps)
             # end_offsets() under-reports on Tansu by a batch at most: the tail is generous.
             ends = await consumer.end_offsets(tps)

@@ -43,7 +43,8 @@ def demo_stack(env: Mapping[str, str] | None = None, timeout_s: float = 90) -> I
     with tempfile.TemporaryDirectory(prefix="cp-bench-") as tmp:
         directory = Path(tmp)
         port = free_port()
-        own = ("RATES_", "KAFKA_", "API_", "BINANCE_", "DATABASE_", "CONNECTOR_", "WORKER_")
+        venues = ("BINANCE_", "KRAKEN_", "OKX_", "BYBIT_", "COINBASE_", "COINGECKO_", "CBR_")
+        own = ("RATES_", "KAFKA_", "API_", "DATABASE_", "CONNECTOR_", "WORKER_", *venues)
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(own)}
         full_env.update(
             RATES_STATE_DIR=str(directory / "state"),

@@ -17,7 +17,8 @@ VENUE_ERRORS = Counter(
 )
 RECONNECTS = Counter(
     "rates_connector_reconnects_total",
-    "Connections ended and retried, by reason (error, closed, silent, requested)",
+    "Connections ended and retried, or handed over, by reason "
+    "(error, closed, silent, limited; rotated, requested)",
     ["venue", "reason"],
 )
 STATE = Gauge(
@@ -47,3 +48,8 @@ DROPPED = Counter(
     ["kind"],
 )
 BUFFERED = Gauge("rates_connector_buffered", "Records waiting to be published")
+SYMBOLS_MISSING = Gauge(
+    "rates_connector_symbols_missing",
+    "Configured symbols the venue does not list or trade, per the check at start (-1: not checked)",
+    ["venue"],
+)

@@ -1,4 +1,4 @@
-"""The connector process: one supervised connection per venue, publishing to Kafka."""
+"""The connector process: one supervised connection (or poll) per venue, publishing to Kafka."""
 
 from __future__ import annotations
 
@@ -6,18 +6,24 @@ import asyncio
 import functools
 import logging
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
+import aiohttp
 from aiokafka import AIOKafkaProducer
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from connectors import metrics, registry
-from connectors.connection import ConnectionContext, connect_once
+from connectors import http, metrics, registry
+from connectors.connection import ConnectionContext, RateLimiter, connect_once
+from connectors.polling import poll_once
 from connectors.publisher import KafkaPublisher, Sink
 from connectors.settings import ConnectorSettings
 from connectors.status import VenueTracker
 from connectors.supervisor import Attempt, Backoff, supervise
+from connectors.symbols import check_symbols
+from connectors.venues.base import PollingVenue, WebsocketVenue
+from schemas.errors import RateLimited, VenueError
 from schemas.records import VENUE_STATES
 
 log = logging.getLogger(__name__)
@@ -35,12 +41,18 @@ def describe(exc: BaseException | None) -> tuple[str, str]:
         return "error", f"cannot resolve the host name ({exc.strerror})"
     if isinstance(exc, ConnectionRefusedError):
         return "error", "connection refused"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return describe(exc.os_error)
+    if isinstance(exc, RateLimited):
+        return "limited", str(exc)
+    if isinstance(exc, VenueError):
+        return "error", str(exc)
     if isinstance(exc, InvalidStatus):
         return "error", f"the server answered HTTP {exc.response.status_code}"
-    if isinstance(exc, ConnectionClosed):
+    if isinstance(exc, ConnectionClosed | aiohttp.ServerDisconnectedError):
         return "closed", f"the venue closed the connection ({exc})"
     if isinstance(exc, TimeoutError):
-        return "silent", str(exc) or "timed out"
+        return "silent", str(exc) or "no answer in time"
     return "error", f"{type(exc).__name__}: {exc}"
 
 
@@ -69,7 +81,7 @@ class Reachability:
         )
 
 
-def _on_retry(ctx: ConnectionContext, reach: Reachability, attempt: Attempt) -> None:
+def _on_retry(ctx: ConnectionContext[Any], reach: Reachability, attempt: Attempt) -> None:
     venue = ctx.venue.name
     reason, words = describe(attempt.error)
     metrics.RECONNECTS.labels(venue, reason).inc()
@@ -90,7 +102,7 @@ def _on_retry(ctx: ConnectionContext, reach: Reachability, attempt: Attempt) -> 
 
 
 async def publish_status(
-    contexts: Sequence[ConnectionContext],
+    trackers: Sequence[VenueTracker],
     sink: Sink,
     reach: Reachability,
     clock: Callable[[], datetime],
@@ -99,8 +111,7 @@ async def publish_status(
     """Keep venues.status and the state metrics current (republished at least every 5 s)."""
     while True:
         now = clock()
-        for ctx in contexts:
-            tracker = ctx.tracker
+        for tracker in trackers:
             tracker.tick(now)
             if tracker.ever_up:
                 reach.up(tracker.venue)
@@ -118,6 +129,49 @@ async def publish_status(
         await asyncio.sleep(every_s)
 
 
+def _websocket(
+    venue: WebsocketVenue, settings: ConnectorSettings, sink: Sink, clock: Callable[[], datetime]
+) -> ConnectionContext[WebsocketVenue]:
+    return ConnectionContext(
+        venue=venue,
+        url=settings.url(venue),
+        symbols=list(venue.markets),
+        sink=sink,
+        tracker=VenueTracker(venue.name, venue.silence_limit_s, clock()),
+        clock=clock,
+        attempts=RateLimiter.of(venue.max_connects),
+        rotate_after_s=settings.rotate_after_s(venue),
+    )
+
+
+def _polling(
+    venue: PollingVenue, settings: ConnectorSettings, sink: Sink, clock: Callable[[], datetime]
+) -> ConnectionContext[PollingVenue]:
+    interval = settings.interval_s(venue)
+    limit = venue.max_requests
+    if limit is not None and interval < limit.per_s / limit.count:
+        log.warning(
+            "%s: polling every %g s exceeds the venue's limit of %d requests per %g s; "
+            "expect HTTP 429 answers",
+            venue.name,
+            interval,
+            limit.count,
+            limit.per_s,
+        )
+    if venue.auth is not None:
+        plan = getattr(settings, venue.auth.plan_setting)
+        keyed = "with an API key" if settings.headers(venue) else "without an API key"
+        log.info("%s: %s plan, %s", venue.name, plan, keyed)
+    return ConnectionContext(
+        venue=venue,
+        url=settings.url(venue),
+        symbols=list(venue.markets),
+        sink=sink,
+        tracker=VenueTracker(venue.name, venue.silence_limit(interval), clock()),
+        clock=clock,
+    )
+
+
 async def run(
     settings: ConnectorSettings, names: Sequence[str], clock: Callable[[], datetime] = utcnow
 ) -> None:
@@ -128,32 +182,49 @@ async def run(
     publisher = KafkaPublisher(producer, settings.topics, settings.connector_buffer)
     backoff = Backoff(settings.connector_backoff_base_s, settings.connector_backoff_cap_s)
     reach = Reachability(names)
-    contexts = [
-        ConnectionContext(
-            venue=venue,
-            url=settings.ws_url(venue),
-            symbols=list(venue.markets),
-            sink=publisher,
-            tracker=VenueTracker(venue.name, venue.silence_limit_s, clock()),
-            clock=clock,
-        )
-        for venue in venues
-    ]
-    log.info("connecting to %s", ", ".join(f"{c.venue.name} at {c.url}" for c in contexts))
     try:
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(publisher.run(), name="publisher")
-            tasks.create_task(publish_status(contexts, publisher, reach, clock), name="status")
-            for ctx in contexts:
+        async with http.session() as client, asyncio.TaskGroup() as tasks:
+            contexts: list[ConnectionContext[Any]] = []
+            for venue in venues:
+                run_once: Callable[[], Awaitable[None]]
+                ctx: ConnectionContext[Any]
+                if isinstance(venue, WebsocketVenue):
+                    ws = _websocket(venue, settings, publisher, clock)
+                    run_once, ctx = functools.partial(connect_once, ws), ws
+                    if venue.symbol_check is not None:
+                        check = venue.symbol_check
+                        tasks.create_task(
+                            check_symbols(
+                                client, venue.name, check, settings.api_url(check), ws.symbols
+                            ),
+                            name=f"{venue.name}-symbols",
+                        )
+                else:
+                    polled = _polling(venue, settings, publisher, clock)
+                    run_once = functools.partial(
+                        poll_once,
+                        polled,
+                        client,
+                        settings.headers(venue),
+                        settings.interval_s(venue),
+                    )
+                    ctx = polled
+                contexts.append(ctx)
                 tasks.create_task(
                     supervise(
-                        ctx.venue.name,
-                        functools.partial(connect_once, ctx),
+                        venue.name,
+                        run_once,
                         backoff,
                         on_retry=functools.partial(_on_retry, ctx, reach),
                     ),
-                    name=ctx.venue.name,
+                    name=venue.name,
                 )
+            log.info("connecting to %s", ", ".join(f"{c.venue.name} at {c.url}" for c in contexts))
+            tasks.create_task(publisher.run(), name="publisher")
+            tasks.create_task(
+                publish_status([c.tracker for c in contexts], publisher, reach, clock),
+                name="status",
+            )
     finally:
         try:
             await publisher.flush()

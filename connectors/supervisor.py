@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -84,5 +84,7 @@ async def supervise(
         else:
             attempt += 1
             delay = backoff.delay(attempt, rand)
+        if isinstance(error, RateLimited):
+            delay = max(delay, error.retry_after_s)  # the venue said how long to wait
         on_retry(Attempt(attempt=attempt, error=error, lived_s=lived, delay_s=delay))
         await sleep(delay)

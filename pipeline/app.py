@@ -9,13 +9,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from aiokafka.partitioner import murmur2
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from connectors import registry
-from connectors.venues.base import excerpt
+from connectors.settings import ConnectorSettings
+from connectors.venues.base import PollingVenue, excerpt
 from pipeline import metrics
-from pipeline.failover import Policy, choose, choose_active
-from pipeline.normalize import Conversion, normalize
+from pipeline.broadcast import Broadcast, follow
+from pipeline.failover import Policy
+from pipeline.latest import LatestRates
+from pipeline.normalize import Conversion, Normalized, normalize
 from pipeline.settings import WorkerSettings
 from schemas.errors import FrameError, RecordError, UnknownSymbol
 from schemas.records import Latest, Quote, RawFrame
@@ -45,14 +49,46 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class _LogOnce:
-    """Logs the first bad frame per (venue, reason) at WARNING, then one line per 10 s."""
+def partition_of(key: str, partitions: int) -> int:
+    """The partition the producer's default partitioner (murmur2) gives a key."""
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def silence_limits() -> dict[str, float]:
+    """Each venue's silence limit (polled sources: twice their default poll interval)."""
+    limits = {}
+    for name, venue in registry.VENUES.items():
+        if isinstance(venue, PollingVenue):
+            interval = ConnectorSettings.model_fields[venue.interval_setting].default
+            limits[name] = venue.silence_limit(float(interval))
+        else:
+            limits[name] = venue.silence_limit_s
+    return limits
+
+
+def policy_from(settings: WorkerSettings) -> Policy:
+    return Policy(
+        directions=settings.rates_directions,
+        priority=settings.rates_priority,
+        max_age_s=settings.rates_max_age_s,
+        hysteresis_s=settings.rates_hysteresis_s,
+        max_deviation=settings.rates_max_deviation,
+        status_timeout_s=settings.rates_status_timeout_s,
+        silence_limits_s=silence_limits(),
+        reference_priority=settings.rates_reference_priority,
+        reference_max_age_s={"cbr": settings.rates_cbr_max_age_s},
+    )
+
+
+class _Skipped:
+    """Counts skipped frames; logs the first per (venue, reason), then one line per 10 s."""
 
     def __init__(self, every_s: float = 10.0) -> None:
         self._last: dict[tuple[str, str], float] = {}
         self._every = every_s
 
     def __call__(self, venue: str, reason: str, message: str) -> None:
+        metrics.BAD_FRAMES.labels(venue, reason).inc()
         now = time.monotonic()
         key = (venue, reason)
         if now - self._last.get(key, -self._every) >= self._every:
@@ -63,7 +99,7 @@ class _LogOnce:
 
 
 def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow) -> faust.App:
-    """The Faust app with its topics, table, agents and timer."""
+    """The Faust app with its topics, table, agents and timers."""
     set_fetch_max_wait(settings.kafka_fetch_max_wait_ms)
     topics = settings.topics
     partitions = settings.rates_partitions
@@ -89,7 +125,13 @@ def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow)
     )
     venues = {name: registry.get(name) for name in settings.rates_venues}
     conversion = Conversion(settings.rates_directions, settings.rates_usdt_as_usd)
-    policy = Policy(settings.rates_directions, settings.rates_priority, settings.rates_max_age_s)
+    policy = policy_from(settings)
+    broadcast = Broadcast()
+    rates = LatestRates(policy, broadcast)
+    skipped = _Skipped()
+
+    def raw(name: str) -> faust.TopicT:
+        return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
 
     raw_topic = app.topic(
         *(topics.raw(v) for v in venues),
@@ -97,28 +139,34 @@ def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow)
         value_serializer="raw",
         partitions=partitions,
     )
-    normalized_topic = app.topic(
-        topics.normalized, key_serializer="raw", value_serializer="raw", partitions=partitions
-    )
-    latest_topic = app.topic(
-        topics.latest, key_serializer="raw", value_serializer="raw", partitions=partitions
-    )
-    # direction -> {venue -> Quote as a dict}; partitioned like rates.normalized.
+    normalized_topic = raw(topics.normalized)
+    latest_topic = raw(topics.latest)
+    reference_topic = raw(topics.reference)
+    # direction -> {venue -> Quote as a dict}: the durable copy of the books, partitioned
+    # like rates.normalized, so a worker taking over a partition recovers its books.
     table = app.Table("latest_rates", default=dict, partitions=partitions)
-    chosen: dict[str, Latest] = {}
-    skipped = _LogOnce()
+    written: dict[str, float] = {}
 
-    def decide(direction: str, book: dict[str, Any], now: datetime) -> Latest:
-        quotes = {venue: Quote.from_json(q) for venue, q in book.items()}
-        previous = chosen.get(direction)
-        latest = choose(direction, quotes, previous, policy, now)
-        if previous is not None and latest.venue != previous.venue:
-            log.info(
-                "switch %s: %s -> %s (%s)", direction, previous.venue, latest.venue, latest.reason
+    def owned(direction: str) -> bool:
+        tp = (topics.normalized, partition_of(direction, partitions))
+        return any((t.topic, t.partition) == tp for t in app.assignor.assigned_actives())
+
+    def frame_quotes(value: bytes) -> Normalized | None:
+        try:
+            frame = RawFrame.from_json(value)
+        except RecordError as exc:
+            skipped("?", "bad_record", str(exc))
+            return None
+        metrics.FRAMES.labels(frame.venue).inc()
+        now = clock()
+        try:
+            return normalize(
+                frame, venues, conversion, broadcast.references, broadcast.health, policy, now
             )
-            metrics.SWITCHES.labels(direction, str(latest.venue)).inc()
-        chosen[direction] = latest
-        return latest
+        except FrameError as exc:
+            reason = "unknown_symbol" if isinstance(exc, UnknownSymbol) else "malformed"
+            skipped(frame.venue, reason, f"{exc} in {excerpt(frame.frame)}")
+            return None
 
     async def publish(latest: Latest, trigger: str) -> None:
         await latest_topic.send(key=latest.direction.encode(), value=latest.to_json())
@@ -127,21 +175,15 @@ def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow)
     @app.agent(raw_topic)
     async def normalize_frames(stream: faust.StreamT[bytes]) -> None:
         async for value in stream:
-            try:
-                raw = RawFrame.from_json(value)
-            except RecordError as exc:
-                metrics.BAD_FRAMES.labels("?", "bad_record").inc()
-                skipped("?", "bad_record", str(exc))
+            result = frame_quotes(value)
+            if result is None:
                 continue
-            metrics.FRAMES.labels(raw.venue).inc()
-            try:
-                quotes = normalize(raw, venues, conversion)
-            except FrameError as exc:
-                reason = "unknown_symbol" if isinstance(exc, UnknownSymbol) else "malformed"
-                metrics.BAD_FRAMES.labels(raw.venue, reason).inc()
-                skipped(raw.venue, reason, f"{exc} in {excerpt(raw.frame)}")
-                continue
-            for quote in quotes:
+            for ref in result.references:
+                broadcast.references.update(ref)
+                key = f"{ref.direction}|{ref.venue}".encode()
+                await reference_topic.send(key=key, value=ref.to_json())
+                metrics.REFERENCES.labels(ref.venue, ref.direction).inc()
+            for quote in result.quotes:
                 await normalized_topic.send(key=quote.direction.encode(), value=quote.to_json())
                 metrics.QUOTES.labels(quote.venue, quote.direction).inc()
 
@@ -151,12 +193,18 @@ def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow)
             try:
                 quote = Quote.from_json(value)
             except RecordError as exc:
-                skipped("?", "bad_record", str(exc))
+                metrics.BAD_RECORDS.labels("normalized").inc()
+                log.warning("skipping a bad rates.normalized record: %s", exc)
                 continue
-            book = dict(table[quote.direction])
-            book[quote.venue] = quote.to_dict()
-            table[quote.direction] = book
-            await publish(decide(quote.direction, book, clock()), "change")
+            direction = quote.direction
+            if direction not in rates.books:
+                rates.load(direction, {v: Quote.from_json(q) for v, q in table[direction].items()})
+            latest = rates.add(quote, clock())
+            now = time.monotonic()
+            if now - written.get(direction, -1e9) >= settings.rates_table_write_interval_s:
+                table[direction] = {v: q.to_dict() for v, q in rates.books[direction].items()}
+                written[direction] = now
+            await publish(latest, "change")
 
     @app.timer(interval=settings.rates_publish_interval_s)  # type: ignore[untyped-decorator]
     async def republish() -> None:
@@ -164,16 +212,46 @@ def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow)
         if app.rebalancing:
             return
         now = clock()
-        for direction, book in list(table.items()):
-            await publish(decide(direction, dict(book), now), "timer")
-        active = choose_active(chosen, chosen.get(ACTIVE_KEY), policy, now)
-        previous = chosen.get(ACTIVE_KEY)
-        if previous is not None and previous.venue != active.venue:
-            log.info(
-                "switch active venue: %s -> %s (%s)", previous.venue, active.venue, active.reason
-            )
-            metrics.SWITCHES.labels(ACTIVE_KEY, str(active.venue)).inc()
-        chosen[ACTIVE_KEY] = active
-        await publish(active, "timer")
+        for direction in settings.rates_directions:
+            if not owned(direction):
+                rates.forget(direction)
+                continue
+            if direction not in rates.books:
+                recovered = table.get(direction) or {}
+                if not recovered:
+                    continue
+                rates.load(direction, {v: Quote.from_json(q) for v, q in recovered.items()})
+            await publish(rates.decide(direction, now), "timer")
+
+    async def on_latest(record: Latest) -> None:
+        # The leader owns the active venue: recompute it as soon as any direction changes.
+        if app.is_leader() and not app.rebalancing:
+            previous = rates.chosen.get(ACTIVE_KEY)
+            active = rates.active(clock())
+            if previous is None or previous.venue != active.venue:
+                await publish(active, "change")
+
+    @app.timer(interval=settings.rates_publish_interval_s, on_leader=True)  # type: ignore[untyped-decorator]
+    async def republish_active() -> None:
+        if not app.rebalancing:
+            await publish(rates.active(clock()), "timer")
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+        (assigned,) = args
+        mine = sorted(tp.partition for tp in assigned if tp.topic == topics.normalized)
+        metrics.OWNED_PARTITIONS.set(len(mine))
+        log.info("owning partitions %s of %s", mine, topics.normalized)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_broadcast() -> None:
+        await follow(
+            settings.bootstrap,
+            topics,
+            broadcast,
+            settings.kafka_fetch_max_wait_ms,
+            on_latest,
+            clock,
+        )
 
     return app

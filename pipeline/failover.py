@@ -1,22 +1,47 @@
-"""Pure failover: which venue's quote is the rate of a direction, and which venue is active."""
+"""Pure failover: which venue's quote is the rate of a direction, and which venue is active.
+
+One function of (quotes, venue states, policy, now). A venue is healthy while its connector
+says it is ``up`` (venues.status, broadcast to every worker); a quote is fresh while its
+venue is healthy and it is younger than the max age by local receive time; a derived quote
+also needs its reference leg to be usable. Among fresh quotes, one deviating too far from
+the median of the others is excluded. The most preferred venue wins, except that a venue
+that recovered must stay healthy for the hysteresis period before it is preferred again.
+When nothing is fresh the last value is kept and marked stale; nothing is ever invented.
+"""
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
-from schemas.records import Latest, Quote, VenueQuote
+from schemas.records import Latest, Quote, VenueQuote, VenueState
 from schemas.topics import ACTIVE_KEY
 
 
 @dataclass(frozen=True)
 class Policy:
-    """How a venue is chosen."""
+    """How venues are judged and chosen."""
 
     directions: tuple[str, ...]
     priority: tuple[str, ...]
+    #: A quote older than this (by local receive time) is stale, even on a healthy venue.
     max_age_s: float = 60.0
+    #: A recovered venue must stay healthy this long before it is preferred again.
+    hysteresis_s: float = 10.0
+    #: A quote further than this fraction from the median of the other fresh venues is excluded.
+    max_deviation: float = 0.02
+    #: A venue status older than this means its connector is gone: the venue is not healthy.
+    status_timeout_s: float = 15.0
+    #: Venues without any status (e.g. a replay): healthy while their data is this recent.
+    silence_limits_s: Mapping[str, float] = field(default_factory=dict)
+    #: USD-RUB reference sources, most preferred first.
+    reference_priority: tuple[str, ...] = ("coingecko", "cbr")
+    #: Reference sources whose rate stays valid this long whatever their connection (CBR
+    #: publishes once a business day: its rate covers weekends and holidays).
+    reference_max_age_s: Mapping[str, float] = field(default_factory=lambda: {"cbr": 4 * 86400})
 
     def rank(self, venue: str) -> int:
         """Lower is preferred; venues missing from the priority list come last."""
@@ -25,44 +50,186 @@ class Policy:
         except ValueError:
             return len(self.priority)
 
-
-def is_fresh(quote: Quote, now: datetime, policy: Policy) -> bool:
-    """Younger than the max age by local receive time (a negative age counts as fresh)."""
-    return (now - quote.received_at).total_seconds() <= policy.max_age_s
+    def silence_limit_s(self, venue: str) -> float:
+        return self.silence_limits_s.get(venue, 3.0)
 
 
-def _view(quotes: Mapping[str, Quote], fresh: set[str]) -> dict[str, VenueQuote]:
-    return {
-        venue: VenueQuote(q.value, q.ts, q.received_at, venue in fresh)
-        for venue, q in sorted(quotes.items())
-    }
+@dataclass(frozen=True, slots=True)
+class VenueHealth:
+    """The last venues.status of a venue, as this worker received it."""
+
+    state: VenueState
+    #: When the venue entered this state (connector clock).
+    since: datetime
+    #: When this worker received the status (local clock).
+    seen_at: datetime
+
+
+@dataclass
+class Health:
+    """What the worker knows about every venue's connection (updated as records arrive)."""
+
+    statuses: dict[str, VenueHealth] = field(default_factory=dict)
+    #: Newest receive time of any quote per venue; used only for venues without a status.
+    last_data: dict[str, datetime] = field(default_factory=dict)
+
+    def healthy_for(self, venue: str, now: datetime, policy: Policy) -> float | None:
+        """Seconds the venue has been healthy, or None when it is not healthy."""
+        status = self.statuses.get(venue)
+        if status is None:
+            seen = self.last_data.get(venue)
+            if seen is None or (now - seen).total_seconds() > policy.silence_limit_s(venue):
+                return None
+            return float("inf")  # no connector reports on it (a replay): judged by its data
+        if status.state != "up":
+            return None
+        if (now - status.seen_at).total_seconds() > policy.status_timeout_s:
+            return None
+        return max(0.0, (now - status.since).total_seconds())
+
+    def why_not(self, venue: str, now: datetime, policy: Policy) -> str:
+        """Plain words for why a venue is not healthy."""
+        status = self.statuses.get(venue)
+        if status is None:
+            return "silent"
+        if status.state != "up":
+            return status.state
+        return "status lost"
+
+
+def age_s(quote: Quote, now: datetime) -> float:
+    return (now - quote.received_at).total_seconds()
+
+
+def reference_fresh(quote: Quote | None, health: Health, now: datetime, policy: Policy) -> bool:
+    """Whether a reference quote (USD-RUB) may be used now."""
+    if quote is None:
+        return False
+    long_lived = policy.reference_max_age_s.get(quote.venue)
+    if long_lived is not None:
+        return age_s(quote, now) <= long_lived
+    if health.healthy_for(quote.venue, now, policy) is None:
+        return False
+    return age_s(quote, now) <= policy.max_age_s
+
+
+def unusable(
+    quote: Quote,
+    health: Health,
+    now: datetime,
+    policy: Policy,
+    references: Mapping[str, Quote] | None = None,
+) -> str | None:
+    """Why a quote cannot be served now (None when it is fresh)."""
+    if health.healthy_for(quote.venue, now, policy) is None:
+        return f"{quote.venue} {health.why_not(quote.venue, now, policy)}"
+    age = age_s(quote, now)
+    if age > policy.max_age_s:
+        return f"{quote.venue} quote stale ({age:.0f} s old)"
+    for leg in quote.derived_from or ():
+        if leg.venue == quote.venue:
+            continue  # a leg of the same venue lives and dies with it
+        current = (references or {}).get(leg.venue)
+        if not reference_fresh(current, health, now, policy):
+            return f"{quote.venue} reference {leg.venue} stale"
+    return None
+
+
+def outliers(values: Mapping[str, Decimal], max_deviation: float) -> dict[str, float]:
+    """Venues whose value deviates more than max_deviation from the median of the others.
+
+    Needs at least two others: with one, nobody can tell which of the two is wrong.
+    """
+    found = {}
+    for venue, value in values.items():
+        others = [v for name, v in values.items() if name != venue]
+        if len(others) < 2:
+            continue
+        median = statistics.median(others)
+        deviation = float(abs(value - median) / median)
+        if deviation > max_deviation:
+            found[venue] = deviation
+    return found
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The rate of one direction, and the quotes the sanity check excluded."""
+
+    latest: Latest
+    outliers: Mapping[str, float]
+
+
+def _pick(
+    candidates: set[str],
+    previous_venue: str | None,
+    health: Health,
+    now: datetime,
+    policy: Policy,
+) -> tuple[str, bool]:
+    """(venue, switched back after hysteresis?) among candidates, honouring hysteresis."""
+
+    def settled(venue: str) -> bool:
+        healthy = health.healthy_for(venue, now, policy)
+        return healthy is not None and healthy >= policy.hysteresis_s
+
+    def by_rank(venue: str) -> tuple[int, str]:
+        return (policy.rank(venue), venue)
+
+    if previous_venue in candidates:
+        better = [
+            v for v in candidates if policy.rank(v) < policy.rank(previous_venue) and settled(v)
+        ]
+        return (min(better, key=by_rank), True) if better else (previous_venue, False)
+    if previous_venue is None:
+        return min(candidates, key=by_rank), False
+    ready = [v for v in candidates if settled(v)]
+    return min(ready or candidates, key=by_rank), False
 
 
 def choose(
     direction: str,
     quotes: Mapping[str, Quote],
     previous: Latest | None,
+    health: Health,
     policy: Policy,
     now: datetime,
-) -> Latest:
-    """The rate of one direction from each venue's latest quote.
-
-    The most preferred venue with a fresh quote wins. When no quote is fresh the last
-    chosen value is kept and marked stale; nothing is ever invented.
-    """
-    fresh = {venue for venue, q in quotes.items() if is_fresh(q, now, policy)}
-    view = _view(quotes, fresh)
-    if fresh:
-        venue = min(fresh, key=lambda v: (policy.rank(v), v))
-        better = [v for v in quotes if policy.rank(v) < policy.rank(venue)]
-        reason = (
-            "preferred venue"
-            if not better
-            else f"{', '.join(sorted(better, key=policy.rank))} stale"
-        )
+    references: Mapping[str, Quote] | None = None,
+) -> Decision:
+    """The rate of one direction from each venue's latest quote of it."""
+    problems = {v: unusable(q, health, now, policy, references) for v, q in quotes.items()}
+    fresh = {v: q.value for v, q in quotes.items() if problems[v] is None}
+    excluded = outliers(fresh, policy.max_deviation)
+    for venue, deviation in excluded.items():
+        problems[venue] = f"{venue} outlier ({deviation:.1%} from the median of the others)"
+    candidates = set(fresh) - set(excluded)
+    view = {
+        venue: VenueQuote(q.value, q.ts, q.received_at, venue in candidates)
+        for venue, q in sorted(quotes.items())
+    }
+    previous_venue = previous.venue if previous is not None else None
+    if candidates:
+        venue, came_back = _pick(candidates, previous_venue, health, now, policy)
+        if venue == previous_venue and previous is not None and not previous.stale:
+            reason, since = previous.reason, previous.since
+        else:
+            since = now
+            if came_back:
+                reason = f"{venue} preferred again after {policy.hysteresis_s:g} s healthy"
+            elif previous_venue is not None and previous_venue != venue:
+                reason = problems.get(previous_venue) or f"{previous_venue} has no quote"
+            else:
+                better = sorted(
+                    (v for v in quotes if policy.rank(v) < policy.rank(venue)), key=policy.rank
+                )
+                reason = (
+                    problems.get(better[0])
+                    or f"{better[0]} healthy for less than {policy.hysteresis_s:g} s"
+                    if better
+                    else "most preferred fresh venue"
+                )
         chosen = quotes[venue]
-        since = previous.since if previous is not None and previous.venue == venue else now
-        return Latest(
+        latest = Latest(
             direction=direction,
             venue=venue,
             value=chosen.value,
@@ -74,8 +241,8 @@ def choose(
             quotes=view,
             derived_from=chosen.derived_from,
         )
-    if previous is not None and previous.value is not None:
-        return Latest(
+    elif previous is not None and previous.value is not None:
+        latest = Latest(
             direction=direction,
             venue=previous.venue,
             value=previous.value,
@@ -87,10 +254,10 @@ def choose(
             quotes=view,
             derived_from=previous.derived_from,
         )
-    if quotes:
+    elif quotes:
         venue = min(quotes, key=lambda v: (policy.rank(v), v))
         q = quotes[venue]
-        return Latest(
+        latest = Latest(
             direction=direction,
             venue=venue,
             value=q.value,
@@ -102,46 +269,55 @@ def choose(
             quotes=view,
             derived_from=q.derived_from,
         )
-    return Latest(
-        direction=direction,
-        venue=None,
-        value=None,
-        ts=None,
-        received_at=None,
-        stale=True,
-        reason="no quote yet",
-        since=None,
-        quotes=view,
-    )
+    else:
+        latest = Latest(direction, None, None, None, None, True, "no quote yet", None, view)
+    return Decision(latest, excluded)
 
 
 def choose_active(
-    latest: Mapping[str, Latest], previous: Latest | None, policy: Policy, now: datetime
+    latest: Mapping[str, Latest],
+    previous: Latest | None,
+    health: Health,
+    policy: Policy,
+    now: datetime,
 ) -> Latest:
-    """The active venue (key ``*``): the most preferred venue serving the most directions fresh."""
+    """The active venue (key ``*``) for v1 answers without ``exchanger``.
+
+    The most preferred healthy venue with fresh quotes for every configured direction; when
+    none serves them all, the most preferred among those serving the most. Hysteresis as for
+    directions.
+    """
     coverage: dict[str, int] = {}
     for direction in policy.directions:
         record = latest.get(direction)
-        if record is None:
-            continue
-        for venue, quote in record.quotes.items():
+        for venue, quote in (record.quotes if record is not None else {}).items():
             if quote.fresh:
                 coverage[venue] = coverage.get(venue, 0) + 1
+    previous_venue = previous.venue if previous is not None else None
     if not coverage:
         return Latest(
             direction=ACTIVE_KEY,
-            venue=previous.venue if previous is not None else None,
+            venue=previous_venue,
             value=None,
             ts=None,
             received_at=None,
             stale=True,
             reason="no venue has fresh quotes",
             since=previous.since if previous is not None else None,
-            quotes={},
         )
     best = max(coverage.values())
-    venue = min((v for v, n in coverage.items() if n == best), key=lambda v: (policy.rank(v), v))
-    since = previous.since if previous is not None and previous.venue == venue else now
+    candidates = {v for v, n in coverage.items() if n == best}
+    venue, came_back = _pick(candidates, previous_venue, health, now, policy)
+    total = len(policy.directions)
+    if venue == previous_venue and previous is not None and not previous.stale:
+        reason, since = previous.reason, previous.since
+    elif came_back:
+        reason, since = f"{venue} preferred again after {policy.hysteresis_s:g} s healthy", now
+    elif previous_venue is not None and previous_venue != venue:
+        served = coverage.get(previous_venue, 0)
+        reason, since = f"{previous_venue} fresh in {served} of {total} directions", now
+    else:
+        reason, since = f"fresh in {best} of {total} directions", now
     return Latest(
         direction=ACTIVE_KEY,
         venue=venue,
@@ -149,7 +325,6 @@ def choose_active(
         ts=None,
         received_at=None,
         stale=False,
-        reason=f"fresh in {best} of {len(policy.directions)} directions",
+        reason=reason,
         since=since,
-        quotes={},
     )

@@ -1,20 +1,48 @@
-"""Pure normalization: a raw venue frame into quotes of the configured directions."""
+"""Pure normalization: a raw venue frame into quotes of the configured directions.
+
+Venue parsers return quotes of the venue's markets (``BTC-USDT``). Each configured
+direction ``X-USD`` is served by one route per venue, chosen from the markets the venue has:
+
+- ``X-USD`` itself (Kraken, Coinbase, CoinGecko);
+- ``X-USDT`` counted as USD (the market convention, ``RATES_USDT_AS_USD``), or converted
+  through the venue's own USDT-USD quote when that setting is off;
+- for USDT (``USDTTRC``/``USDTERC``: one token on two chains) without a USDT-USD market,
+  ``USDC-USDT`` inverted, USDC standing in for USD. USDT-USD is never the constant 1.
+
+``X-RUB`` is derived: the venue's ``X-USD`` times the current USD-RUB reference (CoinGecko
+or CBR, with failover between them), rounded to 8 decimal places, with both legs recorded.
+References (and, when converting through it, each venue's USDT-USD) go to rates.reference so
+that every worker can use them whatever partitions it owns.
+"""
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 
-from connectors.venues.base import WebsocketVenue
+from connectors.venues.base import Venue
+from pipeline.failover import Health, Policy, age_s, reference_fresh
 from schemas.errors import FrameError
-from schemas.records import Quote, RawFrame
+from schemas.records import Leg, Quote, RawFrame
 
 #: Direction asset names that are another name of a market asset (one token, two chains).
 ASSET_ALIASES: Mapping[str, str] = {"USDTTRC": "USDT", "USDTERC": "USDT"}
 
-USD = "USD"
-USDT = "USDT"
+USD, USDT, RUB = "USD", "USDT", "RUB"
+USD_RUB = "USD-RUB"
+USDT_USD = "USDT-USD"
+USDC_USDT = "USDC-USDT"
+USDT_RUB = "USDT-RUB"
+
+EIGHT_PLACES = Decimal("0.00000001")
+
+
+def round8(value: Decimal) -> Decimal:
+    return value.quantize(EIGHT_PLACES, rounding=ROUND_HALF_EVEN)
 
 
 def split(pair: str) -> tuple[str, str]:
@@ -22,48 +50,182 @@ def split(pair: str) -> tuple[str, str]:
     return base, quote
 
 
+class Route(enum.Enum):
+    """How a venue market quote becomes a direction's USD (or other) quote."""
+
+    DIRECT = "direct"  # the market is the direction (or USDT counted as USD)
+    INVERT = "invert"  # USDC-USDT inverted: USDT-USD with USDC as the USD proxy
+    VIA_USDT = "via_usdt"  # X-USDT times the venue's own USDT-USD
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One direction a market serves, and how."""
+
+    direction: str
+    route: Route
+
+
 @dataclass(frozen=True)
 class Conversion:
-    """Which markets serve which directions."""
+    """Which markets serve which directions, per set of markets a venue has."""
 
     directions: tuple[str, ...]
     #: BTC-USDT counts as BTC-USD (the market convention).
     usdt_as_usd: bool = True
 
     @functools.cached_property
-    def _targets(self) -> dict[str, tuple[str, ...]]:
-        targets: dict[str, list[str]] = {}
-        for direction in self.directions:
+    def _rub_bases(self) -> frozenset[str]:
+        return frozenset(split(d)[0] for d in self.directions if split(d)[1] == RUB)
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - a few venues, each a fixed market set
+    def plan(self, markets: frozenset[str]) -> Mapping[str, tuple[Target, ...]]:
+        """market -> the directions it serves for a venue with these markets."""
+        plan: dict[str, list[Target]] = {}
+
+        def add(market: str, direction: str, route: Route) -> None:
+            plan.setdefault(market, []).append(Target(direction, route))
+
+        # USD quotes are needed for the USD directions and as the leg of the RUB ones.
+        wanted = list(self.directions) + [f"{base}-{USD}" for base in sorted(self._rub_bases)]
+        for direction in dict.fromkeys(wanted):
             base, quote = split(direction)
             asset = ASSET_ALIASES.get(base, base)
-            markets = [f"{asset}-{quote}"]
-            if quote == USD and self.usdt_as_usd and asset != USDT:
-                markets.append(f"{asset}-{USDT}")
-            for market in markets:
-                targets.setdefault(market, []).append(direction)
-        return {market: tuple(found) for market, found in targets.items()}
+            if quote == RUB:
+                continue  # derived from X-USD and the reference
+            if f"{asset}-{quote}" in markets:
+                add(f"{asset}-{quote}", direction, Route.DIRECT)
+            elif quote == USD and asset == USDT and USDC_USDT in markets:
+                add(USDC_USDT, direction, Route.INVERT)
+            elif quote == USD and asset != USDT and f"{asset}-{USDT}" in markets:
+                route = Route.DIRECT if self.usdt_as_usd else Route.VIA_USDT
+                add(f"{asset}-{USDT}", direction, route)
+        return {market: tuple(targets) for market, targets in plan.items()}
 
-    def targets(self, market: str) -> tuple[str, ...]:
-        """The configured directions a quote of this market serves directly."""
-        return self._targets.get(market, ())
+    def emits(self, direction: str) -> bool:
+        return direction in self.directions
 
 
-def to_directions(quote: Quote, conversion: Conversion) -> list[Quote]:
-    """Re-label a venue market quote as the directions it serves (none when it serves none)."""
-    return [
-        replace(quote, direction=direction, id=f"{quote.id}/{direction}")
-        for direction in conversion.targets(quote.direction)
-    ]
+@dataclass
+class References:
+    """Every worker's copy of rates.reference: (market, venue) -> latest quote."""
+
+    quotes: dict[tuple[str, str], Quote] = field(default_factory=dict)
+
+    def update(self, quote: Quote) -> None:
+        key = (quote.direction, quote.venue)
+        current = self.quotes.get(key)
+        if current is None or current.received_at <= quote.received_at:
+            self.quotes[key] = quote
+
+    def usd_rub(self, health: Health, now: datetime, policy: Policy) -> Quote | None:
+        """The USD-RUB reference to use now: the first usable source by priority."""
+        for venue in policy.reference_priority:
+            quote = self.quotes.get((USD_RUB, venue))
+            if reference_fresh(quote, health, now, policy):
+                return quote
+        return None
+
+    def by_source(self) -> dict[str, Quote]:
+        """The latest USD-RUB quote of each reference source."""
+        return {venue: q for (market, venue), q in self.quotes.items() if market == USD_RUB}
+
+    def usdt_usd(self, venue: str, health: Health, now: datetime, policy: Policy) -> Quote | None:
+        quote = self.quotes.get((USDT_USD, venue))
+        if quote is None or health.healthy_for(venue, now, policy) is None:
+            return None
+        return quote if age_s(quote, now) <= policy.max_age_s else None
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """What one frame yields: quotes for rates.normalized, references for rates.reference."""
+
+    quotes: list[Quote]
+    references: list[Quote]
+
+
+def _leg(quote: Quote) -> Leg:
+    return Leg(quote.venue, quote.direction, quote.value, quote.ts)
+
+
+def _relabel(source: Quote, direction: str, value: Decimal, legs: tuple[Leg, ...] | None) -> Quote:
+    return replace(
+        source, direction=direction, value=value, id=f"{source.id}/{direction}", derived_from=legs
+    )
+
+
+def _references(
+    market_quotes: Sequence[Quote], policy: Policy, conversion: Conversion
+) -> list[Quote]:
+    """Reference quotes carried by one frame."""
+    found = []
+    by_market = {q.direction: q for q in market_quotes}
+    for q in market_quotes:
+        if q.direction == USD_RUB and q.venue in policy.reference_priority:
+            found.append(q)
+    rub, usd = by_market.get(USDT_RUB), by_market.get(USDT_USD)
+    if rub is not None and usd is not None and rub.venue in policy.reference_priority:
+        # A source quoting USDT in both currencies (CoinGecko): its USD-RUB is their ratio.
+        found.append(_relabel(rub, USD_RUB, round8(rub.value / usd.value), (_leg(rub), _leg(usd))))
+    if not conversion.usdt_as_usd:
+        if usd is not None:
+            found.append(usd)
+        elif (usdc := by_market.get(USDC_USDT)) is not None:
+            found.append(_relabel(usdc, USDT_USD, round8(1 / usdc.value), (_leg(usdc),)))
+    return found
 
 
 def normalize(
-    raw: RawFrame, venues: Mapping[str, WebsocketVenue], conversion: Conversion
-) -> Sequence[Quote]:
-    """All direction quotes in one raw frame; FrameError when it cannot be parsed."""
+    raw: RawFrame,
+    venues: Mapping[str, Venue],
+    conversion: Conversion,
+    references: References,
+    health: Health,
+    policy: Policy,
+    now: datetime,
+) -> Normalized:
+    """All direction quotes and references in one raw frame; FrameError when unparsable."""
     venue = venues.get(raw.venue)
     if venue is None:
         raise FrameError(f"frame from unknown venue {raw.venue!r}")
+    market_quotes = venue.parse(raw.frame, raw.received_at)
+    refs = _references(market_quotes, policy, conversion)
+    plan = conversion.plan(frozenset(venue.markets.values()))
+    usd_rub: Quote | None = None
     quotes: list[Quote] = []
-    for market_quote in venue.parse(raw.frame, raw.received_at):
-        quotes.extend(to_directions(market_quote, conversion))
-    return quotes
+    for source in market_quotes:
+        for target in plan.get(source.direction, ()):
+            if target.route is Route.DIRECT:
+                quote = _relabel(source, target.direction, source.value, None)
+            elif target.route is Route.INVERT:
+                quote = _relabel(
+                    source, target.direction, round8(1 / source.value), (_leg(source),)
+                )
+            else:
+                usdt = references.usdt_usd(venue.name, health, now, policy)
+                if usdt is None:
+                    continue  # cannot convert yet: never invent a USDT-USD of 1
+                value = round8(source.value * usdt.value)
+                quote = _relabel(source, target.direction, value, (_leg(source), _leg(usdt)))
+            if conversion.emits(quote.direction):
+                quotes.append(quote)
+            base = split(quote.direction)[0]
+            rub_direction = f"{base}-{RUB}"
+            if not conversion.emits(rub_direction):
+                continue
+            if usd_rub is None:
+                usd_rub = references.usd_rub(health, now, policy)
+                if usd_rub is None:
+                    continue  # no usable reference: no RUB rate rather than a wrong one
+            legs = (_leg(quote), _leg(usd_rub))
+            quotes.append(
+                replace(
+                    source,
+                    direction=rub_direction,
+                    value=round8(quote.value * usd_rub.value),
+                    id=f"{source.id}/{rub_direction}",
+                    derived_from=legs,
+                )
+            )
+    return Normalized(quotes, refs)

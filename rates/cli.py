@@ -160,16 +160,22 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from connectors.simulator.market import Recording
     from connectors.simulator.server import Simulator
 
     logs.configure(args.log_level)
     try:
+        recording = Recording.load(Path(args.recording)) if args.recording else None
         sim = Simulator(
             args.venues or None,
             seed=args.seed,
             tick_interval_s=args.tick_interval,
             ping_interval_s=args.ping_interval,
+            pong_timeout_s=args.pong_timeout,
+            recording=recording,
         )
+    except OSError as exc:
+        raise ConfigError(f"--recording {args.recording}: {exc.strerror}") from None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -241,7 +247,19 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--ports-file", help="write the URLs as JSON here once listening")
     simulate.add_argument("--tick-interval", type=float, default=0.25, help="seconds per tick")
     simulate.add_argument("--ping-interval", type=float, default=20.0, help="server ping seconds")
+    simulate.add_argument(
+        "--pong-timeout",
+        type=float,
+        default=60.0,
+        help="close a client that leaves a ping unanswered this long (seconds)",
+    )
     simulate.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    simulate.add_argument(
+        "--recording",
+        metavar="FILE",
+        help='play back recorded prices (JSON lines {"t": s, "market": "BTC-USDT", "value": "..."})'
+        " in a loop instead of the random walk for the markets it holds",
+    )
     simulate.add_argument(
         "--log-level", default="INFO", choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
     )

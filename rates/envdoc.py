@@ -17,6 +17,7 @@ from pydantic_core import PydanticUndefined
 from api.settings import ApiSettings
 from connectors.settings import ConnectorSettings
 from pipeline.settings import WorkerSettings
+from rates.settings import StackSettings
 from schemas.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,7 @@ SECTIONS: tuple[tuple[str, type[CommonSettings]], ...] = (
     ("connector (`rates connect`)", ConnectorSettings),
     ("worker (`rates worker`)", WorkerSettings),
     ("API (`rates api`)", ApiSettings),
+    ("`rates up`", StackSettings),
 )
 
 

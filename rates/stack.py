@@ -28,10 +28,13 @@ RATES = (sys.executable, "-m", "rates")
 
 def _check_ports(settings: StackSettings) -> None:
     embedded.check_port_free(settings.api_host, settings.api_port, "API_PORT")
-    for port, name in (
-        (settings.connector_metrics_port, "CONNECTOR_METRICS_PORT"),
-        (settings.worker_metrics_port, "WORKER_METRICS_PORT"),
-    ):
+    ports = [(settings.connector_metrics_port, "CONNECTOR_METRICS_PORT")]
+    if settings.worker_metrics_port:
+        ports += [
+            (settings.worker_metrics_port + i, "WORKER_METRICS_PORT")
+            for i in range(settings.rates_workers)
+        ]
+    for port, name in ports:
         if port:
             embedded.check_port_free("127.0.0.1", port, name)
 
@@ -155,10 +158,14 @@ async def up(settings: StackSettings, source: Source) -> int:
                 )
             ),
         )
-        await _run_step(
-            sup,
-            sup.start(ChildSpec("worker", (*RATES, "worker"), env=env, depends_on=kafka_deps)),
-        )
+        for index in range(settings.rates_workers):
+            name = "worker" if settings.rates_workers == 1 else f"worker{index + 1}"
+            worker_env = env
+            if settings.worker_metrics_port:
+                port = settings.worker_metrics_port + index
+                worker_env = {**env, "WORKER_METRICS_PORT": str(port)}
+            spec = ChildSpec(name, (*RATES, "worker"), env=worker_env, depends_on=kafka_deps)
+            await _run_step(sup, sup.start(spec))
         base = f"http://{settings.api_host}:{settings.api_port}"
 
         async def api_ready() -> None:
@@ -183,7 +190,12 @@ async def up(settings: StackSettings, source: Source) -> int:
     except (RatesError, OSError):
         await sup.stop_all()
         raise
-    log.info("serving %s/api/v1/courses  (Ctrl-C stops everything)", base)
+    log.info(
+        "serving %s/api/v1/courses  (Kafka at %s, PostgreSQL at %s; Ctrl-C stops everything)",
+        base,
+        env["KAFKA_BOOTSTRAP_SERVERS"],
+        env.get("DATABASE_URL", "(none)"),
+    )
     code = await sup.run()
     if sup.failure:
         raise RatesError(sup.failure)

@@ -27,3 +27,15 @@ class FrameError(RatesError, ValueError):
 
 class UnknownSymbol(FrameError):
     """A venue frame quotes a symbol this venue module does not map to a market."""
+
+
+class VenueError(RatesError):
+    """A venue answered a request with an HTTP error; the message says which."""
+
+
+class RateLimited(VenueError):
+    """A venue answered HTTP 429: wait at least ``retry_after_s`` before asking again."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -15,6 +15,7 @@ RAW = "ticks.raw."
 NORMALIZED = "rates.normalized"
 LATEST = "rates.latest"
 VENUES_STATUS = "venues.status"
+REFERENCE = "rates.reference"
 APP_ID = "rates-pipeline"
 
 #: Key of the record on rates.latest that names the active venue (the v1 choice).
@@ -55,6 +56,11 @@ class Topics:
         return f"{self.prefix}{VENUES_STATUS}"
 
     @property
+    def reference(self) -> str:
+        """USD-RUB references (and venues' USDT-USD when converting): read by every worker."""
+        return f"{self.prefix}{REFERENCE}"
+
+    @property
     def app_id(self) -> str:
         """The Faust app id: its consumer group and internal topics follow the prefix."""
         return f"{self.prefix}{APP_ID}"
@@ -66,4 +72,5 @@ class Topics:
             self.normalized,
             self.latest,
             self.venues_status,
+            self.reference,
         ]

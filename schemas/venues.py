@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-#: Venues that quote crypto markets: the valid ``exchanger`` values of the API.
-EXCHANGERS: tuple[str, ...] = ("binance",)
+#: Venues that quote crypto markets: the valid ``exchanger`` values of the API, in the
+#: default priority order.
+EXCHANGERS: tuple[str, ...] = ("binance", "kraken", "okx", "bybit", "coinbase", "coingecko")
 
 #: Sources of the USD-RUB reference rate: venues of the pipeline, never an exchanger.
-REFERENCES: tuple[str, ...] = ()
+REFERENCES: tuple[str, ...] = ("cbr",)
 
 #: Every venue a connector can run (``RATES_VENUES``), in the default priority order.
 VENUES: tuple[str, ...] = EXCHANGERS + REFERENCES

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
 import random
-import time
 from decimal import Decimal
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from connectors.simulator.base import Client, SimVenue, Subscription
+from connectors.simulator.base import Client, SimVenue, Subscription, now_ms
 from connectors.venues import binance
 
 UNKNOWN_SYMBOL = "NOPEUSDT"
@@ -36,11 +34,7 @@ class BinanceSim(SimVenue):
     name = binance.NAME
     offset = Decimal(0)
     actions = ("shutdown",)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._trade_ids = itertools.count(100_000_000)
-        self._rng = random.Random(7)
+    max_client_messages_per_s = 5
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -64,17 +58,20 @@ class BinanceSim(SimVenue):
 
     # -- frames ---------------------------------------------------------------------------
 
-    def _trade(self, symbol: str, value: Decimal, now_ms: int) -> dict[str, Any]:
-        qty = Decimal(self._rng.randint(1, 500_000)) / Decimal(100_000)
+    def _trade(self, index: int, symbol: str, value: Decimal, now_ms: int) -> dict[str, Any]:
+        # The same trade on every connection: ids and sizes follow the tick, not the client.
+        trade_id = 100_000_000 + self.seq * 8 + index
+        rng = random.Random(trade_id)
+        qty = Decimal(rng.randint(1, 500_000)) / Decimal(100_000)
         return {
             "e": "trade",
             "E": now_ms,
             "s": symbol,
-            "t": next(self._trade_ids),
+            "t": trade_id,
             "p": f"{value:.8f}",
             "q": f"{qty:.8f}",
             "T": now_ms,
-            "m": self._rng.random() < 0.5,
+            "m": rng.random() < 0.5,
             "M": True,
         }
 
@@ -89,15 +86,13 @@ class BinanceSim(SimVenue):
 
     def data_frames_for(self, sub: Subscription, now_ms: int) -> list[str]:
         frames = []
-        for stream in sorted(sub.streams):
-            symbol, _, kind = stream.partition("@")
-            market = binance.MARKETS.get(symbol.upper())
-            if kind != "trade" or market is None:
-                continue  # Binance accepts unknown streams and then sends nothing
-            trade = self._trade(symbol.upper(), self.venue_price(market), now_ms)
-            frames.append(self._wrap(sub, stream, trade))
+        for index, (symbol, market) in enumerate(binance.MARKETS.items()):
+            stream = f"{symbol.lower()}@trade"
+            if stream in sub.streams:  # Binance accepts unknown streams and sends nothing
+                trade = self._trade(index, symbol, self.venue_price(market), now_ms)
+                frames.append(self._wrap(sub, stream, trade))
         if self.faults.unknown_symbols:
-            trade = self._trade(UNKNOWN_SYMBOL, Decimal("1.2345"), now_ms)
+            trade = self._trade(7, UNKNOWN_SYMBOL, Decimal("1.2345"), now_ms)
             frames.append(self._wrap(sub, f"{UNKNOWN_SYMBOL.lower()}@trade", trade))
         return frames
 
@@ -126,49 +121,56 @@ class BinanceSim(SimVenue):
 
     async def action(self, name: str) -> None:
         if name == "shutdown":
-            for client in list(self.clients):
-                event = {"e": "serverShutdown", "E": self._now_ms()}
-                await client.send(self._wrap(client.sub, "!serverShutdown", event))
+            event = {"e": "serverShutdown", "E": now_ms()}
+            await self.notice_then_close(
+                lambda client: self._wrap(client.sub, "!serverShutdown", event)
+            )
             return
         await super().action(name)
 
-    @staticmethod
-    def _now_ms() -> int:
-        return int(time.time() * 1000)
-
     # -- REST -----------------------------------------------------------------------------
 
+    def _symbols(self) -> list[dict[str, Any]]:
+        found = []
+        for index, (symbol, market) in enumerate(binance.MARKETS.items()):
+            if self.faults.delisted and index == 1:
+                continue
+            status = "BREAK" if self.faults.delisted and index == 0 else "TRADING"
+            base, quote = market.split("-")
+            found.append(
+                {"symbol": symbol, "status": status, "baseAsset": base, "quoteAsset": quote}
+            )
+        return found
+
     async def _exchange_info(self, request: web.Request) -> web.Response:
-        limited = self.rest_429()
-        if limited is not None:
-            return limited
-        symbols = [
-            {
-                "symbol": symbol,
-                "status": "TRADING",
-                "baseAsset": market.split("-")[0],
-                "quoteAsset": market.split("-")[1],
-            }
-            for symbol, market in binance.MARKETS.items()
-        ]
-        wanted = request.query.get("symbols")
-        if wanted:
+        faulted = await self.rest_faults(request)
+        if faulted is not None:
+            return faulted
+        symbols = self._symbols()
+        if "symbol" in request.query:
+            names = [request.query["symbol"]]
+        elif "symbols" in request.query:
             try:
-                names = orjson.loads(wanted)
+                names = orjson.loads(request.query["symbols"])
             except orjson.JSONDecodeError:
                 return web.json_response({"code": -1100, "msg": "Illegal characters"}, status=400)
-            unknown = [n for n in names if n not in binance.MARKETS]
-            if unknown:
-                return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
-            symbols = [s for s in symbols if s["symbol"] in names]
+        else:
+            names = [s["symbol"] for s in symbols]
+        known = {s["symbol"] for s in symbols}
+        if any(name not in known for name in names):
+            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
         return web.json_response(
-            {"timezone": "UTC", "serverTime": self._now_ms(), "symbols": symbols}
+            {
+                "timezone": "UTC",
+                "serverTime": now_ms(),
+                "symbols": [s for s in symbols if s["symbol"] in names],
+            }
         )
 
     async def _ticker_price(self, request: web.Request) -> web.Response:
-        limited = self.rest_429()
-        if limited is not None:
-            return limited
+        faulted = await self.rest_faults(request)
+        if faulted is not None:
+            return faulted
         return web.json_response(
             [
                 {"symbol": symbol, "price": f"{self.venue_price(market):.8f}"}

@@ -1,11 +1,17 @@
-"""The simulated market: a mean-reverting random walk per market, with prices tests can pin."""
+"""The simulated market: a mean-reverting random walk per market (or a recording played back),
+with prices tests can pin."""
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import json
 import math
 import random
-from dataclasses import dataclass
-from decimal import Decimal
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,17 @@ class Market:
     def price(self, market: str) -> Decimal:
         return self._prices[market]
 
+    def tick(self, market: str) -> Decimal:
+        """The market's price step (its precision)."""
+        return self._levels[market].tick
+
+    def set(self, market: str, value: Decimal) -> None:
+        """Move a market to ``value`` (a recording playing back); the walk goes on from there."""
+        if market not in self._levels:
+            raise KeyError(market)
+        if market not in self._held:
+            self._prices[market] = value
+
     def step(self, market: str) -> Decimal:
         """Move one market (unless pinned) and return its new price, never zero."""
         if market in self._held:
@@ -76,3 +93,66 @@ class Market:
 
     def state(self) -> dict[str, str]:
         return {m: str(v) for m, v in self._prices.items()}
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Recorded prices, played back in a loop instead of the walk for the markets they cover.
+
+    A file holds JSON lines ``{"t": 0.5, "market": "BTC-USDT", "value": "95000.12"}``: the
+    value of a market from ``t`` seconds after the start of each loop, until its next line.
+    """
+
+    #: market -> (times, values), both sorted by time.
+    series: dict[str, tuple[list[float], list[Decimal]]] = field(default_factory=dict)
+    period_s: float = 0.0
+
+    @classmethod
+    def from_lines(cls, lines: Iterable[str]) -> Recording:
+        """Parse JSON lines; ValueError naming the line number of a bad one."""
+        points: dict[str, list[tuple[float, Decimal]]] = {}
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                t, market, value = float(item["t"]), str(item["market"]), Decimal(item["value"])
+            except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
+                raise ValueError(f"recording line {number}: {exc!r}") from None
+            if t < 0 or not value.is_finite() or value <= 0:
+                raise ValueError(f"recording line {number}: needs t >= 0 and a positive value")
+            points.setdefault(market, []).append((t, value))
+        if not points:
+            raise ValueError("the recording holds no prices")
+        series = {}
+        for market, found in points.items():
+            found.sort(key=lambda p: p[0])
+            series[market] = ([t for t, _ in found], [v for _, v in found])
+        # The last value holds for one step (the smallest gap between two times), then the
+        # recording starts again.
+        times = sorted({t for found in points.values() for t, _ in found})
+        step = min((b - a for a, b in itertools.pairwise(times)), default=1.0)
+        return cls(series, times[-1] + step)
+
+    @classmethod
+    def load(cls, path: Path) -> Recording:
+        with open(path, encoding="utf-8") as lines:
+            return cls.from_lines(lines)
+
+    @property
+    def markets(self) -> set[str]:
+        return set(self.series)
+
+    def check(self, known: Iterable[str]) -> None:
+        unknown = sorted(self.markets - set(known))
+        if unknown:
+            raise ValueError(f"the recording has unknown markets: {', '.join(unknown)}")
+
+    def due(self, elapsed_s: float) -> list[tuple[str, Decimal]]:
+        """Each recorded market's value at ``elapsed_s`` into the playback (looping)."""
+        position = elapsed_s % self.period_s
+        found = []
+        for market, (times, values) in self.series.items():
+            index = bisect.bisect_right(times, position) - 1
+            found.append((market, values[max(index, 0)]))
+        return found

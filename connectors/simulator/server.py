@@ -1,4 +1,7 @@
-"""The simulator process: every venue on its own loopback port, one market, a control API."""
+"""The simulator process: every venue on its own loopback port, one market, a control API.
+
+The market is a random walk, or a recording played back in a loop for the markets it holds.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +19,20 @@ from aiohttp import web
 
 from connectors.simulator.base import SimVenue
 from connectors.simulator.binance import BinanceSim
-from connectors.simulator.market import Market
+from connectors.simulator.bybit import BybitSim
+from connectors.simulator.cbr import CbrSim
+from connectors.simulator.coinbase import CoinbaseSim
+from connectors.simulator.coingecko import CoinGeckoSim
+from connectors.simulator.kraken import KrakenSim
+from connectors.simulator.market import Market, Recording
+from connectors.simulator.okx import OkxSim
 
 log = logging.getLogger(__name__)
 
-SIMULATED: dict[str, type[SimVenue]] = {BinanceSim.name: BinanceSim}
+SIMULATED: dict[str, type[SimVenue]] = {
+    sim.name: sim
+    for sim in (BinanceSim, KrakenSim, OkxSim, BybitSim, CoinbaseSim, CoinGeckoSim, CbrSim)
+}
 
 
 class Simulator:
@@ -34,6 +46,8 @@ class Simulator:
         seed: int | None = None,
         tick_interval_s: float = 0.25,
         ping_interval_s: float = 20.0,
+        pong_timeout_s: float = 60.0,
+        recording: Recording | None = None,
     ) -> None:
         names = list(venues) if venues else list(SIMULATED)
         unknown = [n for n in names if n not in SIMULATED]
@@ -43,10 +57,14 @@ class Simulator:
             )
         self.host = host
         self.market = Market(random.Random(seed))
+        keepalive = {"ping_interval_s": ping_interval_s, "pong_timeout_s": pong_timeout_s}
         self.venues: dict[str, SimVenue] = {
-            n: SIMULATED[n](self.market, ping_interval_s=ping_interval_s) for n in names
+            n: SIMULATED[n](self.market, **keepalive) for n in names
         }
         self.tick_interval_s = tick_interval_s
+        self.recording = recording
+        if recording is not None:
+            recording.check(self.market.markets)
         self.env: dict[str, str] = {}
         self.control_url = ""
         self._runners: list[web.AppRunner] = []
@@ -83,15 +101,21 @@ class Simulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         for venue in self.venues.values():
-            await venue.close_all()
+            await venue.stop()
         for runner in self._runners:
             await runner.cleanup()
 
     async def _tick_forever(self) -> None:
+        began = time.monotonic()
+        recorded = set() if self.recording is None else self.recording.markets
         while True:
             started = time.monotonic()
             for market in self.market.markets:
-                self.market.step(market)
+                if market not in recorded:
+                    self.market.step(market)
+            if self.recording is not None:
+                for market, value in self.recording.due(started - began):
+                    self.market.set(market, value)
             now_ms = int(time.time() * 1000)
             await asyncio.gather(*(venue.tick(now_ms) for venue in self.venues.values()))
             await asyncio.sleep(max(0.0, self.tick_interval_s - (time.monotonic() - started)))
@@ -122,6 +146,8 @@ class Simulator:
                     "clients": len(v.clients),
                     "connections": v.connections,
                     "data_frames": v.data_frames,
+                    "requests": v.requests,
+                    **v.extra_state(),
                 }
                 for name, v in self.venues.items()
             },
@@ -129,7 +155,8 @@ class Simulator:
         return web.json_response(state)
 
     async def _pin(self, request: web.Request) -> web.Response:
-        """Hold a market at a price; with ``"send": true`` also send a tick at once.
+        """Hold a market at a price; with ``"send": true`` also send a tick at once (from
+        every venue, or from those named in ``"venues"``).
 
         The answer carries ``sent_at`` (Unix time after the frames left), which the latency
         benchmark compares with the time the price shows up at the API.
@@ -143,8 +170,12 @@ class Simulator:
             raise web.HTTPBadRequest(text='expected {"value": "<decimal>"}') from None
         answer: dict[str, Any] = {"market": market, "value": str(value)}
         if body.get("send"):
+            names = body.get("venues") or list(self.venues)
+            unknown = [n for n in names if n not in self.venues]
+            if unknown:
+                raise web.HTTPBadRequest(text=f"no simulated venue {', '.join(map(str, unknown))}")
             now_ms = int(time.time() * 1000)
-            await asyncio.gather(*(venue.tick(now_ms) for venue in self.venues.values()))
+            await asyncio.gather(*(self.venues[n].tick(now_ms) for n in names))
             answer["sent_at"] = time.time()
         return web.json_response(answer)
 

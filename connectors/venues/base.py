@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
 
-from schemas.errors import FrameError
+import orjson
+
+from schemas.errors import FrameError, UnknownSymbol
 from schemas.records import Quote
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+T = TypeVar("T")
 
 
 class FrameKind(enum.Enum):
@@ -42,6 +48,31 @@ class Heartbeat:
     interval_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most ``count`` events per ``per_s`` seconds (bursts up to ``count`` allowed)."""
+
+    count: int
+    per_s: float
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.per_s
+
+
+@dataclass(frozen=True)
+class SymbolCheck:
+    """How to ask a venue's REST API whether the configured symbols exist and trade."""
+
+    #: Attribute of the connector settings holding the REST base URL (``binance_api_url``).
+    api_setting: str
+    #: Request paths (with their query) that describe these symbols.
+    paths: Callable[[Sequence[str]], Sequence[str]]
+    #: (HTTP status, body) -> {symbol: trading?} for the symbols the answer lists; FrameError
+    #: when the answer says nothing usable (the check then counts as not done).
+    listed: Callable[[int, str], Mapping[str, bool]]
+
+
 @dataclass(frozen=True)
 class WebsocketVenue:
     """Everything that differs between websocket venues; the shared loop does the rest."""
@@ -62,8 +93,62 @@ class WebsocketVenue:
     silence_limit_s: float = 3.0
     #: The venue ends connections at this age; the loop rotates a bit before it.
     max_lifetime_s: float | None = None
+    #: Attribute of the connector settings holding the age at which to rotate connections
+    #: (open a new one, then close the old one); None: connections are never rotated.
+    rotate_setting: str | None = None
     #: Client messages per second the venue tolerates on one connection.
     max_messages_per_s: float = 5.0
+    #: Connection attempts the venue tolerates (per IP).
+    max_connects: Rate = Rate(1, 1.0)
+    symbol_check: SymbolCheck | None = None
+
+
+@dataclass(frozen=True)
+class Auth:
+    """An API key sent as a header whose name depends on the plan (CoinGecko demo or pro)."""
+
+    #: Attributes of the connector settings holding the key and the plan.
+    key_setting: str
+    plan_setting: str
+    #: Plan -> header name.
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class PollingVenue:
+    """A venue read over REST: the shared polling loop GETs one URL every interval."""
+
+    name: str
+    #: Attribute of the connector settings holding the base URL (``coingecko_api_url``).
+    url_setting: str
+    #: Attribute of the connector settings holding the poll interval in seconds.
+    interval_setting: str
+    markets: Mapping[str, str]
+    #: The URL to GET for these symbols, given the configured URL.
+    request_url: Callable[[str, Sequence[str]], str]
+    classify: Callable[[str], Frame]
+    parse: Callable[[str, datetime], list[Quote]]
+    auth: Auth | None = None
+    #: Requests the venue tolerates; a shorter poll interval is warned about at start.
+    max_requests: Rate | None = None
+
+    @staticmethod
+    def silence_limit(interval_s: float) -> float:
+        """No answer for twice the poll interval means the source is dead (DESIGN.md)."""
+        return 2 * interval_s
+
+
+#: What the registry lists: every venue is read over a websocket or by polling REST.
+Venue = WebsocketVenue | PollingVenue
+
+
+def missing_symbols(wanted: Sequence[str], listed: Mapping[str, bool]) -> list[tuple[str, str]]:
+    """(symbol, why) for each wanted symbol the venue does not list, or lists as not trading."""
+    return [
+        (symbol, "is not listed" if symbol not in listed else "is listed but not trading")
+        for symbol in wanted
+        if not listed.get(symbol, False)
+    ]
 
 
 # -- pure helpers for parsers ---------------------------------------------------------------
@@ -91,12 +176,145 @@ def millis(value: object, what: str) -> datetime:
     return EPOCH + timedelta(milliseconds=value)
 
 
+def rfc3339(value: object, what: str) -> datetime:
+    """An RFC 3339 time with an offset (``Z`` included; nanoseconds cut to microseconds)."""
+    if not isinstance(value, str):
+        raise FrameError(f"{what}: expected an RFC 3339 time, got {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise FrameError(f"{what}: not an RFC 3339 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise FrameError(f"{what}: time without offset: {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def seconds(value: object, what: str) -> datetime:
+    """Epoch seconds (an integer) as an aware UTC datetime."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise FrameError(f"{what}: expected epoch seconds, got {value!r}")
+    return EPOCH + timedelta(seconds=value)
+
+
+def load_json(frame: str, venue: str) -> Any:
+    """A frame's JSON (fast path: prices are strings); FrameError when it is not JSON."""
+    try:
+        return orjson.loads(frame)
+    except orjson.JSONDecodeError as exc:
+        raise FrameError(f"{venue}: not JSON ({exc})") from None
+
+
+def _no_constants(name: str) -> Any:
+    raise FrameError(f"not a JSON number: {name}")
+
+
+def load_json_exact(frame: str, venue: str) -> Any:
+    """A frame's JSON with every number as Decimal built from its exact text.
+
+    For venues that send prices as JSON numbers (Kraken, CoinGecko): ``0.99980`` stays
+    ``Decimal("0.99980")``, never a float. NaN and Infinity are refused.
+    """
+    try:
+        return json.loads(frame, parse_float=Decimal, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        raise FrameError(f"{venue}: not JSON ({exc.msg} at {exc.pos})") from None
+    except FrameError as exc:
+        raise FrameError(f"{venue}: {exc}") from None
+
+
+def json_object(frame: str, venue: str) -> dict[str, Any] | None:
+    """The frame's JSON object, or None when it is not one (classify() calls it malformed)."""
+    try:
+        msg = load_json(frame, venue)
+    except FrameError:
+        return None
+    return msg if isinstance(msg, dict) else None
+
+
+def listing(
+    items: object, symbol_key: str, trading: Callable[[dict[str, Any]], bool], venue: str
+) -> dict[str, bool]:
+    """Symbol -> trading, for the entries of a venue's REST instrument list."""
+    if not isinstance(items, list):
+        raise FrameError(f"{venue}: the symbol listing is not a list")
+    return {
+        item[symbol_key]: trading(item)
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get(symbol_key), str)
+    }
+
+
+def lookup(
+    item: object, key: str, markets: Mapping[str, str], venue: str
+) -> tuple[dict[str, Any], str, str]:
+    """(entry, symbol, market) of a frame entry naming its symbol under ``key``.
+
+    FrameError when the entry is no object with a symbol; UnknownSymbol when the venue
+    module maps no market to the symbol.
+    """
+    if not isinstance(item, dict):
+        raise FrameError(f"{venue}: an entry is not an object")
+    symbol = item.get(key)
+    if not isinstance(symbol, str):
+        raise FrameError(f"{venue}: an entry without {key}")
+    market = markets.get(symbol)
+    if market is None:
+        raise UnknownSymbol(f"{venue}: unknown symbol {symbol!r}")
+    return item, symbol, market
+
+
+def same_url(url: str, symbols: Sequence[str]) -> str:
+    """For venues whose URL does not depend on the symbols (they subscribe by message)."""
+    return url
+
+
+def make_quote(
+    venue: str,
+    symbol: str,
+    market: str,
+    value: Decimal,
+    ts: datetime,
+    received_at: datetime,
+    ident: str | None = None,
+) -> Quote:
+    """A quote; its id is ``ident`` (from a venue trade or sequence id) or else a hash."""
+    return Quote(
+        venue=venue,
+        direction=market,
+        value=value,
+        ts=ts,
+        received_at=received_at,
+        id=ident or quote_id(venue, symbol, ts, value),
+    )
+
+
 def quote_id(venue: str, symbol: str, ts: datetime, value: Decimal) -> str:
     """The id of a quote whose venue gives no sequence or trade id: a stable short hash."""
     digest = hashlib.blake2b(
         f"{venue}|{symbol}|{ts.isoformat()}|{value}".encode(), digest_size=10
     ).hexdigest()
     return f"{venue}:{symbol}:h{digest}"
+
+
+def collect(items: Iterable[T], one: Callable[[T], Quote | None]) -> list[Quote]:
+    """The quotes of a frame's entries.
+
+    An entry for an unknown symbol is skipped when the frame carries known ones too (their
+    data is never lost); a frame of unknown symbols only raises UnknownSymbol.
+    """
+    quotes: list[Quote] = []
+    unknown: UnknownSymbol | None = None
+    for item in items:
+        try:
+            quote = one(item)
+        except UnknownSymbol as exc:
+            unknown = unknown or exc
+            continue
+        if quote is not None:
+            quotes.append(quote)
+    if unknown is not None and not quotes:
+        raise unknown
+    return quotes
 
 
 def excerpt(frame: str, limit: int = 120) -> str:

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
-
-import orjson
 
 from connectors.venues.base import (
     Frame,
     FrameKind,
+    Rate,
+    SymbolCheck,
     WebsocketVenue,
+    collect,
+    json_object,
+    listing,
+    load_json,
+    make_quote,
     millis,
     price,
-    quote_id,
 )
 from schemas.errors import FrameError, UnknownSymbol
 from schemas.records import Quote
@@ -51,19 +54,9 @@ def subscribe(symbols: Sequence[str]) -> list[str]:
     return []
 
 
-def _load(frame: str) -> Any:
-    try:
-        return orjson.loads(frame)
-    except orjson.JSONDecodeError as exc:
-        raise FrameError(f"binance: not JSON ({exc})") from None
-
-
 def classify(frame: str) -> Frame:
-    try:
-        msg = _load(frame)
-    except FrameError:
-        return Frame(FrameKind.MALFORMED, NAME)
-    if not isinstance(msg, dict):
+    msg = json_object(frame, NAME)
+    if msg is None:
         return Frame(FrameKind.MALFORMED, NAME)
     stream = msg.get("stream")
     if isinstance(stream, str):
@@ -81,8 +74,12 @@ def classify(frame: str) -> Frame:
     return Frame(FrameKind.MALFORMED, NAME)
 
 
-def _event(data: dict[str, Any], received_at: datetime) -> Quote | None:
+def _event(data: object, received_at: datetime) -> Quote | None:
+    if not isinstance(data, dict):
+        raise FrameError("binance: event is not an object")
     event = data.get("e")
+    if event == "serverShutdown":
+        return None
     symbol = data.get("s")
     if not isinstance(symbol, str):
         raise FrameError(f"binance: {event} event without symbol")
@@ -104,12 +101,10 @@ def _event(data: dict[str, Any], received_at: datetime) -> Quote | None:
     elif event == "24hrMiniTicker":
         value = price(data.get("c"), "binance miniTicker c")
         ts = millis(data.get("E"), "binance miniTicker E")
-        ident = quote_id(NAME, symbol, ts, value)
+        ident = None
     else:
         return None
-    return Quote(
-        venue=NAME, direction=market, value=value, ts=ts, received_at=received_at, id=ident
-    )
+    return make_quote(NAME, symbol, market, value, ts, received_at, ident)
 
 
 def _int(value: object, what: str) -> int:
@@ -120,7 +115,7 @@ def _int(value: object, what: str) -> int:
 
 def parse(frame: str, received_at: datetime) -> list[Quote]:
     """Quotes carried by one frame; [] for acks and notices; FrameError when malformed."""
-    msg = _load(frame)
+    msg = load_json(frame, NAME)
     if not isinstance(msg, dict):
         raise FrameError("binance: expected a JSON object")
     if "stream" in msg:
@@ -130,16 +125,22 @@ def parse(frame: str, received_at: datetime) -> list[Quote]:
     else:
         data = msg
     items = data if isinstance(data, list) else [data]
-    quotes: list[Quote] = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise FrameError("binance: event is not an object")
-        if item.get("e") == "serverShutdown":
-            continue
-        quote = _event(item, received_at)
-        if quote is not None:
-            quotes.append(quote)
-    return quotes
+    return collect(items, lambda item: _event(item, received_at))
+
+
+def symbol_paths(symbols: Sequence[str]) -> list[str]:
+    """One exchangeInfo request per symbol: a list with an unknown symbol fails as a whole."""
+    return [f"/api/v3/exchangeInfo?symbol={symbol}" for symbol in symbols]
+
+
+def listed(status: int, body: str) -> dict[str, bool]:
+    """Symbol -> trading, from an exchangeInfo answer (HTTP 400 -1121: not listed)."""
+    msg = load_json(body, NAME)
+    if status == 400 and isinstance(msg, dict) and msg.get("code") == -1121:
+        return {}
+    if status != 200 or not isinstance(msg, dict):
+        raise FrameError(f"binance: unexpected exchangeInfo answer (HTTP {status})")
+    return listing(msg.get("symbols"), "symbol", lambda s: s.get("status") == "TRADING", NAME)
 
 
 VENUE = WebsocketVenue(
@@ -153,5 +154,8 @@ VENUE = WebsocketVenue(
     heartbeat=None,  # server pings; the websocket library answers with the same payload
     silence_limit_s=3.0,
     max_lifetime_s=24 * 3600.0,
+    rotate_setting="binance_rotate_after_s",
     max_messages_per_s=5.0,
+    max_connects=Rate(300, 300.0),
+    symbol_check=SymbolCheck("binance_api_url", symbol_paths, listed),
 )

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from schemas.records import Latest
+
 T = TypeVar("T")
 
 #: Variables of the project that must not leak from the developer's shell into a test.
@@ -25,6 +27,12 @@ _OWN_PREFIXES = (
     "KAFKA_",
     "API_",
     "BINANCE_",
+    "KRAKEN_",
+    "OKX_",
+    "BYBIT_",
+    "COINBASE_",
+    "COINGECKO_",
+    "CBR_",
     "DATABASE_",
     "LOG_",
     "CONNECTOR_",
@@ -164,7 +172,133 @@ def read_ports_file(path: Path) -> SimHandle:
     return SimHandle(env=data["env"], control=data["control"])
 
 
+def read_topic(bootstrap: str, topic: str, count: int, timeout_s: float = 20) -> list[bytes]:
+    """Up to ``count`` record values of ``topic`` from its beginning (all partitions)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def read() -> list[bytes]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(topic) or set()
+            consumer.assign([TopicPartition(topic, p) for p in partitions])
+            await consumer.seek_to_beginning()
+            values: list[bytes] = []
+            deadline = time.monotonic() + timeout_s
+            while len(values) < count and time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                values += [r.value for records in batch.values() for r in records if r.value]
+            return values[:count]
+        finally:
+            await consumer.stop()
+
+    import asyncio
+
+    return asyncio.run(read())
+
+
+class LatestWatcher:
+    """Follows rates.latest in a background thread: every record, with when it arrived."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        import threading
+
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.records: list[tuple[float, Latest]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import asyncio
+
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        async def follow() -> None:
+            while True:  # a consumer only knows the topics that existed when it started
+                consumer = AIOKafkaConsumer(
+                    bootstrap_servers=self.bootstrap, group_id=None, fetch_max_wait_ms=10
+                )
+                await consumer.start()
+                if consumer.partitions_for_topic(self.topic) or self._stop.is_set():
+                    break
+                # (aiokafka's stop() right after start() raises CancelledError: yield first)
+                await asyncio.sleep(0.2)
+                await consumer.stop()
+            try:
+                partitions = consumer.partitions_for_topic(self.topic) or set()
+                consumer.assign([TopicPartition(self.topic, p) for p in partitions])
+                await consumer.seek_to_end()
+                while not self._stop.is_set():
+                    batch = await consumer.getmany(timeout_ms=100)
+                    now = time.monotonic()
+                    with self._lock:
+                        for records in batch.values():
+                            self.records += [(now, Latest.from_json(r.value)) for r in records]
+            finally:
+                await consumer.stop()
+
+        asyncio.run(follow())
+
+    def since(self, moment: float) -> list[Latest]:
+        with self._lock:
+            return [record for at, record in self.records if at >= moment]
+
+    def latest(self, direction: str) -> Latest | None:
+        with self._lock:
+            found = [r for _, r in self.records if r.direction == direction]
+        return found[-1] if found else None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
 def courses(base: str, **params: Any) -> tuple[int, Any]:
     """GET /api/v1/courses; the JSON body with numbers as Decimal (exact digits)."""
     response = httpx.get(f"{base}/api/v1/courses", params=params, timeout=5)
     return response.status_code, json.loads(response.text, parse_float=Decimal)
+
+
+def metric_values(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Prometheus text as {(sample name, labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def read_topics(
+    bootstrap: str, topics: list[str], idle_s: float = 1.5
+) -> dict[str, list[tuple[bytes, bytes]]]:
+    """Every record of these topics from the start, as (key, value), until idle_s of quiet."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50
+    )
+    await consumer.start()
+    found: dict[str, list[tuple[bytes, bytes]]] = {topic: [] for topic in topics}
+    try:
+        await consumer.topics()  # the topics exist already: the bootstrap metadata has them
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < idle_s:
+            batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            for tp, records in batch.items():
+                found[tp.topic].extend((r.key or b"", r.value or b"") for r in records)
+                quiet_since = time.monotonic()
+    finally:
+        await consumer.stop()
+    return found

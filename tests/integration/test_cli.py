@@ -54,7 +54,7 @@ def test_unknown_venue(tmp_path: Path, command: list[str]) -> None:
 def test_unknown_venue_argument(tmp_path: Path) -> None:
     result = rates(["connect", "nosuch"], tmp_path)
     assert result.returncode == 2
-    assert "unknown venue 'nosuch' (known: binance)" in error_line(result)
+    assert "unknown venue 'nosuch' (known: binance, kraken, okx, bybit" in error_line(result)
 
 
 @pytest.mark.parametrize("command", [["up"], ["connect"], ["worker"], ["api"]])

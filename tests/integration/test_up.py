@@ -13,6 +13,8 @@ import httpx
 import psutil
 
 from rates.embedded import free_port
+from schemas.settings import DEFAULT_DIRECTIONS
+from schemas.venues import EXCHANGERS
 from tests.integration.harness import clean_env, courses, wait_until
 
 
@@ -53,8 +55,8 @@ def test_up_serves_restarts_and_stops_cleanly(tmp_path: Path) -> None:
         body = wait_until(serving, 60, "rates up to serve /api/v1/courses")
         elapsed = time.monotonic() - started
         print(f"serving {len(body['courses'])} directions {elapsed:.1f} s after start")
-        assert body["exchanger"] == "binance"
-        assert {c["direction"] for c in body["courses"]} == {"BTC-USD", "ETH-USD"}
+        assert body["exchanger"] in EXCHANGERS
+        assert {c["direction"] for c in body["courses"]} <= set(DEFAULT_DIRECTIONS)
 
         # Every process serves its metrics; the embedded PostgreSQL was migrated.
         assert (

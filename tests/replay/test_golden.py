@@ -10,20 +10,22 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connectors import registry
-from connectors.simulator.base import Subscription
+from connectors.simulator.base import SimVenue, Subscription
 from connectors.simulator.market import Market
 from connectors.simulator.server import SIMULATED
-from connectors.venues.base import FrameKind
+from connectors.venues.base import FrameKind, Venue
 from schemas import errors
 from schemas.records import parse_time
 
 FRAMES = Path(__file__).parent / "frames"
+RECEIVED_AT = datetime(2026, 11, 24, 16, tzinfo=UTC)
 
 
 def cases() -> list[Any]:
@@ -56,35 +58,54 @@ def test_recorded_frame(venue_name: str, case: dict[str, Any]) -> None:
     assert quotes == case["quotes"]
 
 
+def _simulated(venue_name: str, seed: int = 5) -> tuple[SimVenue, Venue]:
+    market = Market(random.Random(seed))
+    for market_name in market.markets:
+        market.step(market_name)
+    return SIMULATED[venue_name](market), registry.VENUES[venue_name]
+
+
 @pytest.mark.parametrize("venue_name", list(SIMULATED))
 def test_simulator_output_passes_the_same_parsers(venue_name: str) -> None:
     """The simulator cannot drift from the venue: its frames parse to its market's prices."""
-    market = Market(random.Random(5))
-    sim = SIMULATED[venue_name](market)
-    venue = registry.VENUES[venue_name]
-    for market_name in market.markets:
-        market.step(market_name)
-    received_at = datetime(2026, 11, 24, 16, tzinfo=UTC)
+    sim, venue = _simulated(venue_name)
     frames = sim.data_frames_for(sim.subscribe_all(), 1795536000123)
-    assert len(frames) == len(venue.markets)
+    assert frames
     seen = {}
     for frame in frames:
         assert venue.classify(frame).kind is FrameKind.DATA
-        (quote,) = venue.parse(frame, received_at)
-        seen[quote.direction] = quote.value
+        for quote in venue.parse(frame, RECEIVED_AT):
+            assert quote.venue == venue_name
+            assert quote.direction not in seen, "one quote per market and tick"
+            seen[quote.direction] = quote.value
     assert seen == {m: sim.venue_price(m) for m in venue.markets.values()}
 
 
 @pytest.mark.parametrize("venue_name", list(SIMULATED))
 def test_simulator_faults_are_what_the_parser_rejects(venue_name: str) -> None:
-    sim = SIMULATED[venue_name](Market(random.Random(5)))
-    venue = registry.VENUES[venue_name]
-    received_at = datetime(2026, 11, 24, 16, tzinfo=UTC)
+    sim, venue = _simulated(venue_name)
+    assert venue.classify(sim.malformed_frame()).kind is FrameKind.MALFORMED
     with pytest.raises(errors.FrameError):
-        venue.parse(sim.malformed_frame(), received_at)
+        venue.parse(sim.malformed_frame(), RECEIVED_AT)
     sim.faults.update({"unknown_symbols": True})
     frames = sim.data_frames_for(Subscription(), 1795536000123)
     assert frames
     for frame in frames:
         with pytest.raises(errors.UnknownSymbol):
-            venue.parse(frame, received_at)
+            venue.parse(frame, RECEIVED_AT)
+
+
+def test_simulated_venues_differ_slightly_and_prices_move() -> None:
+    market = Market(random.Random(5))
+    sims = {name: sim(market) for name, sim in SIMULATED.items()}
+    btc_usd = {name: sims[name].venue_price("BTC-USD") for name in ("kraken", "coinbase")}
+    btc_usdt = {name: sims[name].venue_price("BTC-USDT") for name in ("binance", "okx", "bybit")}
+    for prices in (btc_usd, btc_usdt):
+        assert len(set(prices.values())) == len(prices), prices
+        low, high = min(prices.values()), max(prices.values())
+        assert (high - low) / low < Decimal("0.001")
+    before = {m: market.price(m) for m in market.markets}
+    for _ in range(20):
+        for name in market.markets:
+            market.step(name)
+    assert all(market.price(m) != before[m] for m in market.markets)

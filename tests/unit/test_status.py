@@ -56,6 +56,14 @@ def test_rate_limiter_spaces_messages() -> None:
     assert limiter.wait_s() == 0.0
 
 
+def test_rate_limiter_allows_bursts_then_spaces() -> None:
+    now = [0.0]
+    limiter = RateLimiter(per_second=3, burst=3, clock=lambda: now[0])
+    assert [limiter.wait_s() for _ in range(5)] == pytest.approx([0, 0, 0, 1 / 3, 2 / 3])
+    now[0] += 10
+    assert [limiter.wait_s() for _ in range(3)] == pytest.approx([0, 0, 0])
+
+
 def test_throttled_logging_counts_what_it_holds_back() -> None:
     now = [0.0]
     throttled = Throttled(every_s=10, clock=lambda: now[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.supervisor import Attempt, Backoff, is_retryable, supervise
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, RateLimited
 
 
 def test_backoff_grows_is_capped_and_jittered() -> None:
@@ -83,3 +83,9 @@ async def test_configuration_errors_are_raised() -> None:
     with pytest.raises(ConfigError):
         await supervise("venue", script.run_once, Backoff(), sleep=script.sleep)
     assert script.sleeps == []
+
+
+async def test_a_rate_limited_venue_is_asked_again_only_after_retry_after() -> None:
+    script = Script([(0.1, RateLimited("HTTP 429", retry_after_s=7.0)), (0.1, TimeoutError())])
+    await script.play(Backoff(base_s=0.001, cap_s=0.004))
+    assert script.sleeps == [7.0, 0.002]

@@ -1,0 +1,95 @@
+"""CoinGecko REST ``/simple/price`` as the simulator serves it (and its 429 with retry-after)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from connectors.simulator.base import SimVenue, Subscription
+from connectors.venues import coingecko
+
+UNKNOWN_COIN = "nopecoin"
+
+#: CoinGecko's ids of the simulated markets, and the digits its full precision shows here.
+_COINS = {"bitcoin": "BTC", "ethereum": "ETH", "tether": "USDT"}
+_DECIMALS = {"usd": 8, "rub": 6}
+
+_RATE_LIMITED = {
+    "status": {
+        "error_code": 429,
+        "error_message": "You've exceeded the Rate Limit. Please visit "
+        "https://www.coingecko.com/en/api/pricing to subscribe to our API plans for higher "
+        "rate limits.",
+    }
+}
+
+
+class CoinGeckoSim(SimVenue):
+    """Prices per coin and currency; RUB values are the USD value times the USD-RUB reference."""
+
+    name = coingecko.NAME
+    offset = Decimal("-0.0001")
+    polled = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Names of the key headers clients sent (never their values).
+        self.key_headers: Counter[str] = Counter()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/api/v3/simple/price", self._simple_price)]
+
+    def env(self, ws_base: str, http_base: str) -> dict[str, str]:
+        return {"COINGECKO_API_URL": f"{http_base}/api/v3"}
+
+    def subscribe_all(self) -> Subscription:
+        return Subscription(set(coingecko.MARKETS))
+
+    def rate_limit_body(self) -> Any:
+        return _RATE_LIMITED
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"key_headers": dict(self.key_headers)}
+
+    def malformed_frame(self) -> str:
+        return '{"bitcoin":{"usd":67187.33,"last_updated_at"'
+
+    def venue_price(self, market: str) -> Decimal:
+        base, quote = market.split("-")
+        usd = super().venue_price(f"{base}-USD")
+        value = usd if quote == "USD" else usd * self.market.price("USD-RUB")
+        return value.quantize(Decimal(1).scaleb(-_DECIMALS[quote.lower()]))
+
+    def data_frames_for(self, sub: Subscription, now_ms: int) -> list[str]:
+        """The one answer body for the coin/currency pairs asked for."""
+        updated = now_ms // 1000
+        coins: dict[str, list[str]] = {}
+        for symbol, market in coingecko.MARKETS.items():
+            if symbol in sub.streams:
+                coin, vs = symbol.split("/")
+                coins.setdefault(coin, []).append(f'"{vs}":{self.venue_price(market)}')
+        if self.faults.unknown_symbols:
+            coins[UNKNOWN_COIN] = ['"usd":1.2345']
+        # Written by hand: JSON numbers with the digits CoinGecko shows.
+        body = ",".join(
+            f'"{coin}":{{{",".join(prices)},"last_updated_at":{updated}}}'
+            for coin, prices in coins.items()
+        )
+        return [f"{{{body}}}"]
+
+    async def _simple_price(self, request: web.Request) -> web.Response:
+        for header in ("x-cg-demo-api-key", "x-cg-pro-api-key"):
+            if header in request.headers:
+                self.key_headers[header] += 1
+        faulted = await self.rest_faults(request)
+        if faulted is not None:
+            return faulted
+        ids = request.query.get("ids", "").split(",")
+        currencies = request.query.get("vs_currencies", "").split(",")
+        wanted = {f"{coin}/{vs}" for coin in ids for vs in currencies}
+        (body,) = self.data_frames_for(Subscription(wanted), int(time.time() * 1000))
+        return web.Response(text=self._maybe_malformed(body), content_type="application/json")

@@ -1,0 +1,103 @@
+"""This worker's books (direction -> venue -> latest quote) and the choices made from them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+
+from pipeline import metrics
+from pipeline.broadcast import Broadcast
+from pipeline.failover import Policy, choose, choose_active
+from schemas.records import Latest, Quote
+from schemas.topics import ACTIVE_KEY
+
+log = logging.getLogger(__name__)
+
+
+class LatestRates:
+    """Keeps each direction's book and chosen rate; logs and counts every switch.
+
+    The Faust table is the durable copy of the books (for recovery after a rebalance); the
+    decisions are made from these in-memory books so that each quote costs one decode.
+    """
+
+    def __init__(self, policy: Policy, broadcast: Broadcast) -> None:
+        self.policy = policy
+        self.broadcast = broadcast
+        self.books: dict[str, dict[str, Quote]] = {}
+        self.chosen: dict[str, Latest] = {}
+        self._excluded: dict[str, frozenset[str]] = {}
+
+    def load(self, direction: str, book: Mapping[str, Quote]) -> None:
+        """Seed a book recovered from the table (a direction this worker just took over)."""
+        self.books.setdefault(direction, dict(book))
+
+    def forget(self, direction: str) -> None:
+        """Drop a direction this worker no longer owns."""
+        self.books.pop(direction, None)
+        self.chosen.pop(direction, None)
+
+    def add(self, quote: Quote, now: datetime) -> Latest:
+        """Take a quote into its direction's book and choose again."""
+        book = self.books.setdefault(quote.direction, {})
+        current = book.get(quote.venue)
+        if current is None or current.received_at <= quote.received_at:
+            book[quote.venue] = quote
+        last = self.broadcast.health.last_data
+        if quote.venue not in last or last[quote.venue] < quote.received_at:
+            last[quote.venue] = quote.received_at
+        return self.decide(quote.direction, now)
+
+    def previous(self, direction: str) -> Latest | None:
+        # After a takeover the previous owner's choice arrives through rates.latest.
+        return self.chosen.get(direction) or self.broadcast.latest.get(direction)
+
+    def decide(self, direction: str, now: datetime) -> Latest:
+        previous = self.previous(direction)
+        decision = choose(
+            direction,
+            self.books.get(direction, {}),
+            previous,
+            self.broadcast.health,
+            self.policy,
+            now,
+            self.broadcast.references.by_source(),
+        )
+        latest = decision.latest
+        excluded = frozenset(decision.outliers)
+        if excluded != self._excluded.get(direction, frozenset()):
+            for venue in excluded - self._excluded.get(direction, frozenset()):
+                log.warning(
+                    "%s: excluding %s, %.2f%% from the median of the other fresh venues",
+                    direction,
+                    venue,
+                    decision.outliers[venue] * 100,
+                )
+                metrics.OUTLIERS.labels(direction, venue).inc()
+            self._excluded[direction] = excluded
+        self._note_switch(previous, latest)
+        self.chosen[direction] = latest
+        return latest
+
+    def active(self, now: datetime) -> Latest:
+        """The active venue, from every direction's latest record (this worker's or others')."""
+        view = {**self.broadcast.latest, **self.chosen}
+        previous = self.chosen.get(ACTIVE_KEY) or self.broadcast.latest.get(ACTIVE_KEY)
+        latest = choose_active(view, previous, self.broadcast.health, self.policy, now)
+        self._note_switch(previous, latest)
+        self.chosen[ACTIVE_KEY] = latest
+        return latest
+
+    @staticmethod
+    def _note_switch(previous: Latest | None, latest: Latest) -> None:
+        if previous is None or previous.venue == latest.venue:
+            return
+        log.info(
+            "switch %s: %s -> %s (%s)",
+            latest.direction,
+            previous.venue,
+            latest.venue,
+            latest.reason,
+        )
+        metrics.SWITCHES.labels(latest.direction, str(latest.venue)).inc()

@@ -1,0 +1,137 @@
+"""What venue modules declare: subscribe messages within limits, request URLs, symbol checks."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from connectors.http import decode_body, retry_after_s
+from connectors.venues import binance, bybit, coinbase, coingecko, kraken, okx
+from connectors.venues.base import missing_symbols
+from schemas.errors import FrameError
+
+NOW = datetime(2026, 11, 24, 16, tzinfo=UTC)
+
+
+def test_binance_subscribes_by_url_and_caps_streams() -> None:
+    assert binance.connect_url("wss://h/", ["BTCUSDT", "ETHUSDT"]) == (
+        "wss://h/stream?streams=btcusdt@trade/ethusdt@trade"
+    )
+    assert binance.subscribe(["BTCUSDT"]) == []
+    with pytest.raises(ValueError, match="1024"):
+        binance.connect_url("wss://h", [f"S{i}" for i in range(1025)])
+
+
+def test_bybit_subscribes_at_most_ten_topics_per_request() -> None:
+    messages = [json.loads(m) for m in bybit.subscribe([f"S{i}USDT" for i in range(23)])]
+    assert [len(m["args"]) for m in messages] == [10, 10, 3]
+    assert all(m["op"] == "subscribe" for m in messages)
+    assert messages[0]["args"][0] == "tickers.S0USDT"
+    assert bybit.VENUE.heartbeat is not None
+    assert json.loads(bybit.VENUE.heartbeat.message)["op"] == "ping"
+    assert bybit.VENUE.heartbeat.interval_s == 20
+
+
+def test_subscribe_messages_of_the_other_venues() -> None:
+    (message,) = kraken.subscribe(["BTC/USD", "ETH/USD"])
+    assert json.loads(message) == {
+        "method": "subscribe",
+        "params": {"channel": "ticker", "symbol": ["BTC/USD", "ETH/USD"]},
+    }
+    (message,) = okx.subscribe(["BTC-USDT"])
+    assert json.loads(message) == {
+        "op": "subscribe",
+        "args": [{"channel": "tickers", "instId": "BTC-USDT"}],
+    }
+    assert okx.VENUE.heartbeat is not None and okx.VENUE.heartbeat.message == "ping"
+    ticker, beats = (json.loads(m) for m in coinbase.subscribe(["BTC-USD"]))
+    assert ticker == {"type": "subscribe", "product_ids": ["BTC-USD"], "channel": "ticker"}
+    assert beats == {"type": "subscribe", "channel": "heartbeats"}
+    assert kraken.VENUE.heartbeat is None and coinbase.VENUE.heartbeat is None
+
+
+def test_connect_limits_follow_the_venues() -> None:
+    assert okx.VENUE.max_connects.per_second == 3
+    assert binance.VENUE.max_connects.per_second == 1  # 300 per 5 minutes
+    assert kraken.VENUE.max_connects.count == 150 and kraken.VENUE.max_connects.per_s == 600
+    assert binance.VENUE.max_messages_per_s == 5
+
+
+def test_coingecko_asks_for_every_coin_and_currency_once() -> None:
+    url = coingecko.request_url("https://api.coingecko.com/api/v3/", list(coingecko.MARKETS))
+    parts = urlsplit(url)
+    assert parts.path == "/api/v3/simple/price"
+    assert parse_qs(parts.query) == {
+        "ids": ["bitcoin,ethereum,tether"],
+        "vs_currencies": ["usd,rub"],
+        "include_last_updated_at": ["true"],
+        "precision": ["full"],
+    }
+
+
+# -- symbol checks, from the venues' documented REST shapes --------------------------------
+
+
+def test_binance_exchange_info() -> None:
+    assert binance.symbol_paths(["BTCUSDT", "ETHUSDT"]) == [
+        "/api/v3/exchangeInfo?symbol=BTCUSDT",
+        "/api/v3/exchangeInfo?symbol=ETHUSDT",
+    ]
+    body = '{"timezone":"UTC","serverTime":1565246363776,"rateLimits":[],"exchangeFilters":[],"symbols":[{"symbol":"ETHBTC","status":"TRADING","baseAsset":"ETH"},{"symbol":"BTCRUB","status":"BREAK"}]}'  # noqa: E501
+    assert binance.listed(200, body) == {"ETHBTC": True, "BTCRUB": False}
+    assert binance.listed(400, '{"code":-1121,"msg":"Invalid symbol."}') == {}
+    with pytest.raises(FrameError):
+        binance.listed(418, '{"code":-1003,"msg":"banned"}')
+
+
+def test_kraken_asset_pairs_use_v1_codes() -> None:
+    body = '{"error":[],"result":{"XXBTZUSD":{"altname":"XBTUSD","wsname":"XBT/USD","base":"XXBT","quote":"ZUSD","status":"online"},"USDTZUSD":{"altname":"USDTUSD","wsname":"USDT/USD","status":"cancel_only"},"XDGUSD":{"altname":"XDGUSD","wsname":"XDG/USD"}}}'  # noqa: E501
+    assert kraken.listed(200, body) == {"BTC/USD": True, "USDT/USD": False, "DOGE/USD": True}
+    with pytest.raises(FrameError):
+        kraken.listed(200, '{"error":["EGeneral:Too many requests"]}')
+
+
+def test_okx_bybit_and_coinbase_listings() -> None:
+    okx_body = '{"code":"0","msg":"","data":[{"instType":"SPOT","instId":"BTC-USDT","state":"live"},{"instType":"SPOT","instId":"ETH-USDT","state":"suspend"}]}'  # noqa: E501
+    assert okx.listed(200, okx_body) == {"BTC-USDT": True, "ETH-USDT": False}
+    bybit_body = '{"retCode":0,"retMsg":"OK","result":{"category":"spot","list":[{"symbol":"BTCUSDT","status":"Trading"},{"symbol":"USDCUSDT","status":"PreLaunch"}]},"retExtInfo":{},"time":1}'  # noqa: E501
+    assert bybit.listed(200, bybit_body) == {"BTCUSDT": True, "USDCUSDT": False}
+    with pytest.raises(FrameError):
+        bybit.listed(200, '{"retCode":10006,"retMsg":"Too many visits!"}')
+    product = '{"product_id":"BTC-USD","status":"online","trading_disabled":false}'
+    assert coinbase.listed(200, product) == {"BTC-USD": True}
+    assert coinbase.listed(404, "not found") == {}
+    disabled = '{"product_id":"USDT-USD","status":"online","trading_disabled":true}'
+    assert coinbase.listed(200, disabled) == {"USDT-USD": False}
+
+
+def test_missing_symbols_say_why() -> None:
+    listed = {"BTCUSDT": True, "ETHUSDT": False}
+    assert missing_symbols(["BTCUSDT", "ETHUSDT", "USDCUSDT"], listed) == [
+        ("ETHUSDT", "is listed but not trading"),
+        ("USDCUSDT", "is not listed"),
+    ]
+    assert missing_symbols(["BTCUSDT"], listed) == []
+
+
+# -- HTTP helpers ---------------------------------------------------------------------------
+
+
+def test_bodies_decode_with_their_charset() -> None:
+    xml = '<?xml version="1.0" encoding="windows-1251"?><ValCurs><Name>Доллар США</Name>'
+    raw = xml.encode("windows-1251")
+    assert decode_body(raw, "windows-1251") == xml
+    assert decode_body(raw, None) == xml  # from the XML declaration
+    assert decode_body(b"{}", None) == "{}"
+    assert decode_body(b"\xff{}", "no-such-charset") == "\ufffd{}"
+
+
+def test_retry_after_in_seconds_or_as_a_date() -> None:
+    assert retry_after_s("119", NOW, default=1) == 119
+    assert retry_after_s("Tue, 24 Nov 2026 16:00:30 GMT", NOW, default=1) == 30
+    assert retry_after_s("Tue, 24 Nov 2026 15:00:00 GMT", NOW, default=1) == 0
+    assert retry_after_s(None, NOW, default=5) == 5
+    assert retry_after_s("soon", NOW, default=5) == 5

@@ -48,6 +48,10 @@ docs: install ## regenerate .env.example and the README configuration table from
 	$(BIN)/python -m rates.envdoc --write
 
 bench: install ## run the benchmarks; numbers are printed and saved in bench-results/
+	@# The API benchmark's load generator is h2load (Debian's nghttp2-client).
+	@command -v h2load >/dev/null || apt-get install -y -qq nghttp2-client >/dev/null \
+		|| (apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null) \
+		|| echo "h2load is missing: install nghttp2-client"
 	$(BIN)/python -m benchmarks
 
 recording: install ## regenerate recordings/sample.jsonl.gz from the simulator (about 2 min)

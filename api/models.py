@@ -1,16 +1,37 @@
-"""Response models of the API (for OpenAPI); separate from the topic records."""
+"""Response models and examples of the API (for OpenAPI); separate from the topic records.
+
+The routes render their bodies with orjson (values printed from the Decimal); these models
+describe those bodies, and the contract tests check that every answer conforms to them.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any, Literal
+
 from pydantic import BaseModel, Field
+
+from api.snapshot import EXCHANGER_ALIASES
+from schemas.records import VenueState
+from schemas.venues import EXCHANGERS
+
+EXCHANGER_DOC = (
+    "venue name, case-insensitive: one of "
+    + ", ".join(f"`{name}`" for name in EXCHANGERS)
+    + "".join(
+        f" (`{alias}` is accepted for `{name}`)"
+        for alias, name in EXCHANGER_ALIASES.items()
+        if name in EXCHANGERS
+    )
+    + ". Default: the active venue chosen by the failover policy"
+)
+
+VALUE_DOC = "the rate: a JSON number printed with the venue's own digits"
 
 
 class CourseV1(BaseModel):
     direction: str = Field(examples=["BTC-USD"], description="BASE-QUOTE")
-    value: float = Field(
-        examples=[54000.000123],
-        description="the rate: a JSON number printed with the venue's own digits",
-    )
+    value: float = Field(examples=[54000.000123], description=VALUE_DOC)
 
 
 class CoursesV1(BaseModel):
@@ -22,10 +43,150 @@ class ErrorBody(BaseModel):
     detail: str = Field(description="what is wrong, with the valid values where it helps")
 
 
+class Leg(BaseModel):
+    """One input of a derived rate (X-RUB = X-USD x USD-RUB)."""
+
+    venue: str = Field(examples=["cbr"])
+    direction: str = Field(examples=["USD-RUB"])
+    value: float = Field(examples=[81.5046], description=VALUE_DOC)
+    ts: datetime = Field(description="the venue's time of this input")
+
+
+class OtherQuote(BaseModel):
+    """A fresh quote of another venue, not chosen."""
+
+    venue: str = Field(examples=["kraken"])
+    value: float = Field(examples=[54001.1], description=VALUE_DOC)
+    ts: datetime = Field(description="the venue's time of the quote")
+    age_ms: int = Field(ge=0, description="milliseconds since this host received it")
+
+
+class CourseV2(BaseModel):
+    """One direction: the chosen rate, where and why, and the other fresh venues."""
+
+    direction: str = Field(examples=["BTC-USD"])
+    venue: str | None = Field(description="the chosen venue; null: no data yet")
+    value: float | None = Field(examples=[54000.000123], description=VALUE_DOC)
+    ts: datetime | None = Field(description="the venue's time of the chosen quote")
+    received_at: datetime | None = Field(description="when the pipeline received it")
+    age_ms: int | None = Field(ge=0, description="milliseconds since it was received")
+    stale: bool = Field(description="true: no venue has a fresh quote; the last value is kept")
+    reason: str = Field(examples=["preferred venue"], description="why this venue")
+    since: datetime | None = Field(description="when this venue became the choice")
+    derived_from: list[Leg] | None = Field(description="the inputs of a derived rate, or null")
+    quotes: list[OtherQuote] = Field(description="the other venues' fresh quotes")
+
+
+class ActiveV2(BaseModel):
+    """The venue that v1 answers for when no exchanger is given."""
+
+    venue: str | None = Field(examples=["binance"])
+    reason: str
+    since: datetime | None
+
+
+class CoursesV2(BaseModel):
+    active: ActiveV2 | None
+    courses: list[CourseV2]
+
+
+class VenueV2(BaseModel):
+    venue: str = Field(examples=["binance"])
+    kind: Literal["exchanger", "reference", "unknown"] = Field(
+        description="exchanger: a valid `exchanger` value; reference: a USD-RUB source"
+    )
+    state: VenueState | None = Field(
+        description="connecting, up, silent or down; null: no status received yet"
+    )
+    since: datetime | None = Field(description="when it entered this state")
+    last_frame_at: datetime | None = Field(description="when its last frame arrived")
+    last_frame_age_ms: int | None = Field(ge=0)
+    detail: str
+    status_age_ms: int | None = Field(ge=0, description="age of the last status record")
+    directions: list[str] = Field(description="directions it has a fresh quote for")
+
+
+class VenuesV2(BaseModel):
+    venues: list[VenueV2]
+
+
+class HistoryQuote(BaseModel):
+    id: str
+    venue: str
+    direction: str
+    value: float = Field(description=VALUE_DOC)
+    ts: datetime
+    received_at: datetime
+    derived_from: list[Leg] | None
+
+
+class HistoryPage(BaseModel):
+    direction: str
+    quotes: list[HistoryQuote] = Field(description="oldest first")
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
+
+
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
 
 
 class Ready(BaseModel):
     ready: bool
-    reason: str
+    reason: str = Field(examples=["ok", "snapshot not loaded: no active venue on rates.latest yet"])
+
+
+# -- OpenAPI response fragments -------------------------------------------------------------
+
+CACHE_HEADERS: dict[str, Any] = {
+    "ETag": {"description": "tag of this body, for If-None-Match", "schema": {"type": "string"}},
+    "Cache-Control": {"description": "`max-age=1`", "schema": {"type": "string"}},
+}
+RETRY_AFTER: dict[str, Any] = {
+    "Retry-After": {
+        "description": "seconds to wait before asking again",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def _example(summary: str, detail: str) -> dict[str, Any]:
+    return {"summary": summary, "value": {"detail": detail}}
+
+
+V1_422 = {
+    "exchanger": _example(
+        "unknown exchanger", f"unknown exchanger 'mtgox'; valid exchangers: {', '.join(EXCHANGERS)}"
+    ),
+    "direction": _example(
+        "unknown direction", "unknown direction BTC-EUR; valid directions: BTC-USD, ETH-USD, ..."
+    ),
+}
+V1_503 = {
+    "no data": _example(
+        "nothing has arrived yet", "no rates yet: nothing has arrived from rates.latest"
+    ),
+    "stale": _example("no fresh rate", "binance has no fresh rate for ETH-RUB"),
+}
+
+
+def error(description: str, **examples: str) -> dict[str, Any]:
+    """An error response for OpenAPI: ErrorBody with named examples."""
+    found: dict[str, Any] = {"model": ErrorBody, "description": description}
+    if examples:
+        found["content"] = {
+            "application/json": {"examples": {k: _example(k, v) for k, v in examples.items()}}
+        }
+    return found
+
+
+def unavailable(description: str, **examples: str) -> dict[str, Any]:
+    return {**error(description, **examples), "headers": RETRY_AFTER}
+
+
+#: Every router's default 422: FastAPI's own validation errors get the same ErrorBody.
+INVALID: dict[int | str, dict[str, Any]] = {
+    422: error(
+        "a parameter is missing or of the wrong type",
+        invalid="limit: Input should be a valid integer, unable to parse string as an integer",
+    )
+}

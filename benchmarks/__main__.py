@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 
 #: name -> module with ``run() -> dict`` and ``report(result) -> str``.
-BENCHMARKS = ("latency", "replay")
+BENCHMARKS = ("latency", "api", "replay")
 
 RESULTS = Path("bench-results")
 
@@ -37,14 +37,22 @@ def main() -> int:
     names = args.names or list(BENCHMARKS)
     RESULTS.mkdir(exist_ok=True)
     print(f"# benchmarks on {machine()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC", flush=True)
+    failed = []
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")
-        result = module.run()
+        try:
+            result = module.run()
+        except Exception as exc:  # noqa: BLE001 (a supervisor: one broken benchmark must not hide the others)
+            failed.append(name)
+            print(f"## {name}: FAILED: {type(exc).__name__}: {exc}", flush=True)
+            continue
         result["machine"] = machine()
         result["date"] = datetime.now(UTC).isoformat(timespec="seconds")
         (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
         print(module.report(result), flush=True)
-    return 0
+    if failed:
+        print(f"# failed: {', '.join(failed)}", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -133,10 +133,31 @@ def cmd_api(args: argparse.Namespace) -> int:
     settings = load(ApiSettings)
     logs.configure(settings.log_level)
     sock = server.bind(settings.api_host, settings.api_port)
-    asyncio.run(wait_for_broker(settings.bootstrap, settings.kafka_connect_timeout_s))
-    log.info("API on http://%s:%d", settings.api_host, settings.api_port)
-    server.serve(settings, sock)
+    topics = [settings.topics.latest, settings.topics.venues_status]
+    asyncio.run(
+        _broker_ready(
+            settings.bootstrap, settings.kafka_connect_timeout_s, topics, settings.rates_partitions
+        )
+    )
+    log.info(
+        "API on http://%s:%d (%d worker%s)",
+        settings.api_host,
+        settings.api_port,
+        settings.api_workers,
+        "" if settings.api_workers == 1 else "s",
+    )
+    server.serve(settings, sock, worker_factory="rates.cli:api_worker_app")
     return 0
+
+
+def api_worker_app() -> Any:
+    """The app of one spawned API worker (``API_WORKERS`` > 1), with its own settings."""
+    from api.app import create_app
+    from api.settings import ApiSettings
+
+    settings = load(ApiSettings)
+    logs.configure(settings.log_level)
+    return create_app(settings)
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -3,36 +3,42 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api import metrics
+from api import metrics, models
 from api.models import Health, Ready
-from api.snapshot import readiness
+from api.responses import respond
+from api.snapshot import Answer, readiness
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=models.INVALID)
+
+HEALTHY = Answer.make(200, b'{"status":"ok"}')
 
 
 @router.get("/healthz", response_model=Health, summary="The process is alive")
-async def healthz() -> Health:
-    return Health(status="ok")
+async def healthz() -> Response:
+    return respond(HEALTHY)
 
 
 @router.get(
     "/readyz",
     response_model=Ready,
-    summary="The snapshot is loaded and current",
+    summary="The broker answers, the snapshot is loaded and current",
     responses={503: {"model": Ready, "description": "not ready, with the reason"}},
 )
-async def readyz(request: Request) -> JSONResponse:
-    state = readiness(request.app.state.snapshot)
-    return JSONResponse(
-        {"ready": state.ready, "reason": state.reason}, status_code=200 if state.ready else 503
-    )
+async def readyz(request: Request) -> Response:
+    state = readiness(request.app.state.snapshot, request.app.state.feed.broker_error)
+    body = Ready(ready=state.ready, reason=state.reason).model_dump_json().encode()
+    return respond(Answer.make(200 if state.ready else 503, body, (b"cache-control", b"no-store")))
 
 
-@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics of every API process",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def prometheus(request: Request) -> Response:
     age = request.app.state.snapshot.age_s()
     metrics.SNAPSHOT_AGE.set(-1 if age is None else age)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)

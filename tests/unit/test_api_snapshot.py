@@ -1,37 +1,48 @@
-"""The pure v1 answer: parameters, exact body bytes, and errors."""
+"""The pure API answers: parameters, exact bodies, caching, errors, v2, events, history."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import orjson
 import pytest
 
+from api.history import Cursor, make_query, page, parse_rfc3339
 from api.snapshot import (
+    Answer,
     ApiError,
+    Changes,
     Snapshot,
+    answer_v1,
     courses_v1,
+    matches,
     parse_directions,
     parse_exchanger,
     readiness,
+    v1_params,
 )
-from schemas.records import Latest, VenueQuote
+from api.v2 import RESUME_MARGIN_MS, course, courses_v2, event, resume_keys, venues_v2
+from schemas.records import Latest, Leg, VenueQuote, VenueStatus
 from schemas.settings import DEFAULT_DIRECTIONS
 
 T = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)
 
 
-def latest(direction: str, quotes: dict[str, tuple[str, bool]], venue: str = "binance") -> Latest:
+def latest(
+    direction: str, quotes: dict[str, tuple[str, bool]], venue: str | None = "binance"
+) -> Latest:
+    chosen = quotes.get(venue or "")
     return Latest(
         direction,
         venue,
-        None,
-        None,
-        None,
-        False,
-        "",
-        None,
+        Decimal(chosen[0]) if chosen else None,
+        T if chosen else None,
+        T if chosen else None,
+        not (chosen and chosen[1]),
+        "preferred venue",
+        T,
         {v: VenueQuote(Decimal(value), T, T, fresh) for v, (value, fresh) in quotes.items()},
     )
 
@@ -39,10 +50,10 @@ def latest(direction: str, quotes: dict[str, tuple[str, bool]], venue: str = "bi
 @pytest.fixture
 def snapshot() -> Snapshot:
     now = [0.0]
-    snap = Snapshot(clock=lambda: now[0])
-    snap.apply(latest("BTC-USD", {"binance": ("54000.000123", True)}))
-    snap.apply(latest("ETH-USD", {"binance": ("3400.10", False)}))
-    snap.apply(latest("*", {}))
+    snap = Snapshot(DEFAULT_DIRECTIONS, clock=lambda: now[0])
+    snap.apply(latest("BTC-USD", {"binance": ("54000.000123", True), "kraken": ("54001", True)}), 1)
+    snap.apply(latest("ETH-USD", {"binance": ("3400.10", False)}), 2)
+    snap.apply(latest("*", {}), 3)
     return snap
 
 
@@ -50,19 +61,31 @@ def test_directions_parsing() -> None:
     known = DEFAULT_DIRECTIONS
     assert parse_directions(None, known) == list(known)
     assert parse_directions(["eth-usd,BTC-USD", "btc-usd"], known) == ["ETH-USD", "BTC-USD"]
-    assert parse_directions([" , "], known) == list(known)
+    assert parse_directions([" , ", ""], known) == list(known)
     with pytest.raises(ApiError) as info:
-        parse_directions(["BTC-EUR"], known)
+        parse_directions(["BTC-EUR,x" + "y" * 100], known)
     assert info.value.status == 422
-    assert "BTC-EUR" in info.value.message and "BTC-USD" in info.value.message
+    assert "BTC-EUR" in info.value.message and ", ".join(known) in info.value.message
+    assert "y" * 50 not in info.value.message  # bad input is echoed, but not at any length
 
 
-def test_exchanger_parsing() -> None:
+def test_exchanger_parsing_uses_the_given_venues_and_aliases() -> None:
     assert parse_exchanger(None) is None
+    assert parse_exchanger("  ") is None
     assert parse_exchanger(" BINANCE ") == "binance"
+    assert parse_exchanger("CoinGeko", ("binance", "coingecko")) == "coingecko"
     with pytest.raises(ApiError) as info:
-        parse_exchanger("mtgox")
-    assert info.value.status == 422 and "binance" in info.value.message
+        parse_exchanger("mtgox", ("binance", "kraken"))
+    assert info.value.status == 422 and "binance, kraken" in info.value.message
+
+
+def test_query_strings_are_decoded_like_starlette() -> None:
+    assert v1_params(b"") == (None, [])
+    assert v1_params(b"direction=btc-usd%2CETH-USD&direction=x&exchanger=a&exchanger=B") == (
+        "B",
+        ["btc-usd,ETH-USD", "x"],
+    )
+    assert v1_params(b"exchanger=&other=1") == ("", [])
 
 
 def test_v1_body_is_exact(snapshot: Snapshot) -> None:
@@ -71,6 +94,7 @@ def test_v1_body_is_exact(snapshot: Snapshot) -> None:
         body == b'{"exchanger":"binance","courses":[{"direction":"BTC-USD","value":54000.000123}]}'
     )
     assert orjson.loads(body)["courses"][0]["value"] == 54000.000123
+    assert courses_v1(snapshot, "kraken", ["BTC-USD"]).endswith(b'"value":54001}]}')
 
 
 def test_v1_503_when_nothing_is_fresh(snapshot: Snapshot) -> None:
@@ -78,9 +102,188 @@ def test_v1_503_when_nothing_is_fresh(snapshot: Snapshot) -> None:
         courses_v1(snapshot, "binance", ["ETH-USD"])
     assert (info.value.status, info.value.retry_after_s) == (503, 1)
     with pytest.raises(ApiError, match="no rates yet"):
-        courses_v1(Snapshot(), None, ["BTC-USD"])
+        courses_v1(Snapshot(DEFAULT_DIRECTIONS), None, ["BTC-USD"])
+    snapshot.apply(latest("*", {}, venue=None), 4)
+    with pytest.raises(ApiError, match="no venue has fresh rates"):
+        courses_v1(snapshot, None, ["BTC-USD"])
 
 
-def test_readiness(snapshot: Snapshot) -> None:
-    assert not readiness(Snapshot()).ready
+def test_answers_carry_etag_cache_control_and_retry_after(snapshot: Snapshot) -> None:
+    ok = answer_v1(snapshot, None, ["btc-usd"])
+    headers = dict(ok.headers)
+    assert ok.status == 200 and headers[b"cache-control"] == b"max-age=1"
+    assert headers[b"etag"] == ok.etag and headers[b"content-length"] == b"%d" % len(ok.body)
+    assert matches(ok.etag, ok.etag) and matches(ok.etag, b'"x", W/' + (ok.etag or b""))
+    assert matches(ok.etag, b"*") and not matches(ok.etag, b'"other"')
+    assert not matches(None, b"*")
+    assert ok.not_modified().status == 304 and ok.not_modified().body == b""
+    gone = answer_v1(snapshot, "binance", ["ETH-USD"])
+    assert gone.status == 503 and dict(gone.headers)[b"retry-after"] == b"1"
+    bad = answer_v1(snapshot, "nope", [])
+    assert bad.status == 422 and b"retry-after" not in dict(bad.headers)
+
+
+def test_the_v1_cache_survives_republishing_and_is_cleared_by_a_change(
+    snapshot: Snapshot,
+) -> None:
+    first = snapshot.v1(b"direction=BTC-USD")
+    assert snapshot.v1(b"direction=BTC-USD") is first  # rendered once
+    # The pipeline republishes every key each second: an equal record changes nothing.
+    assert not snapshot.apply(latest("BTC-USD", {"binance": ("54000.000123", True),
+                                                 "kraken": ("54001", True)}), 9)  # fmt: skip
+    assert snapshot.v1(b"direction=BTC-USD") is first
+    assert snapshot.apply(latest("BTC-USD", {"binance": ("54000.5", True)}), 10)
+    second = snapshot.v1(b"direction=BTC-USD")
+    assert second.body.endswith(b'"value":54000.5}]}') and second.etag != first.etag
+
+
+def test_readiness_names_what_is_missing(snapshot: Snapshot) -> None:
+    assert "not loaded" in readiness(Snapshot(DEFAULT_DIRECTIONS)).reason
+    assert readiness(snapshot) == readiness(snapshot, None)
     assert readiness(snapshot).ready
+    down = readiness(snapshot, "127.0.0.1:9: connection refused")
+    assert not down.ready and "Kafka broker unreachable" in down.reason
+    clock = [0.0]
+    snap = Snapshot(DEFAULT_DIRECTIONS, clock=lambda: clock[0])
+    snap.apply(latest("*", {}), 1)
+    clock[0] = 30.0
+    assert "no record from rates.latest for 30 s" in readiness(snap).reason
+
+
+def test_v2_course_shows_the_choice_its_age_and_the_other_fresh_venues() -> None:
+    record = Latest(
+        "BTC-RUB",
+        "binance",
+        Decimal("7737723.15"),
+        T,
+        T,
+        False,
+        "preferred venue",
+        T,
+        {
+            "binance": VenueQuote(Decimal("7737723.15"), T, T, True),
+            "kraken": VenueQuote(Decimal("7737800.5"), T, T - timedelta(seconds=1), True),
+            "okx": VenueQuote(Decimal("7000000"), T, T, False),
+        },
+        (
+            Leg("binance", "BTC-USD", Decimal("94936.03"), T),
+            Leg("cbr", "USD-RUB", Decimal("81.5"), T),
+        ),
+    )
+    body = orjson.dumps(course("BTC-RUB", record, T + timedelta(milliseconds=1500)))
+    assert b'"value":7737723.15' in body and b'"age_ms":1500' in body
+    data = orjson.loads(body)
+    assert [q["venue"] for q in data["quotes"]] == ["kraken"]
+    assert data["quotes"][0]["age_ms"] == 2500
+    assert [leg["venue"] for leg in data["derived_from"]] == ["binance", "cbr"]
+    assert b'"value":94936.03,' in body
+    empty = course("ETH-RUB", None, T)
+    assert empty["venue"] is None and empty["stale"] is True and empty["quotes"] == []
+
+
+def test_v2_courses_and_venues(snapshot: Snapshot) -> None:
+    with pytest.raises(ApiError) as info:
+        courses_v2(Snapshot(DEFAULT_DIRECTIONS), ["BTC-USD"], T)
+    assert info.value.status == 503
+    data = orjson.loads(courses_v2(snapshot, ["ETH-USD", "BTC-RUB"], T))
+    assert data["active"]["venue"] == "binance"
+    assert [(c["direction"], c["stale"]) for c in data["courses"]] == [
+        ("ETH-USD", True),
+        ("BTC-RUB", True),
+    ]
+    status = VenueStatus("binance", "up", T, T - timedelta(seconds=2), "")
+    assert snapshot.apply_status(status, int(T.timestamp() * 1000))
+    assert not snapshot.apply_status(status, int(T.timestamp() * 1000) + 5000)
+    venues = orjson.loads(venues_v2(snapshot, ["binance"], T + timedelta(seconds=6)))["venues"]
+    assert [v["venue"] for v in venues] == ["binance", "kraken"]
+    assert venues[0]["state"] == "up" and venues[0]["last_frame_age_ms"] == 8000
+    assert venues[0]["status_age_ms"] == 1000 and venues[0]["kind"] == "exchanger"
+    assert venues[0]["directions"] == ["BTC-USD"]
+    assert venues[1]["state"] is None and venues[1]["directions"] == ["BTC-USD"]
+
+
+def test_events_resume_after_last_event_id(snapshot: Snapshot) -> None:
+    stamp = 1_000_000
+    snapshot.apply(latest("BTC-USD", {"binance": ("1", True)}), stamp)
+    snapshot.apply(latest("ETH-USD", {"binance": ("2", True)}), stamp + 10_000)
+    everything = resume_keys(snapshot, ["BTC-USD", "ETH-USD", "ETH-RUB"], None)
+    assert everything == ["*", "BTC-USD", "ETH-USD"]  # oldest change first; no data: nothing
+    assert resume_keys(snapshot, ["BTC-USD", "ETH-USD"], "garbage") == everything
+    after = str(stamp + RESUME_MARGIN_MS + 1)
+    assert resume_keys(snapshot, ["BTC-USD", "ETH-USD"], after) == ["ETH-USD"]
+    assert resume_keys(snapshot, ["BTC-USD"], after) == []
+    text = event(snapshot, "ETH-USD", T)
+    assert text.startswith(b"id: %d\nevent: course\ndata: {" % (stamp + 10_000))
+    assert text.endswith(b"}\n\n") and b'"value":2,' in text
+    assert event(snapshot, "*", T).split(b"\n")[1] == b"event: active"
+
+
+async def test_changes_coalesce_until_read() -> None:
+    changes = Changes()
+    assert await changes.wait(0.01) == set()
+    for key in ("BTC-USD", "ETH-USD", "BTC-USD"):
+        changes.push(key)
+    assert await changes.wait(1) == {"BTC-USD", "ETH-USD"}
+    waiter = asyncio.create_task(changes.wait(5))
+    await asyncio.sleep(0)
+    changes.push("*")
+    assert await waiter == {"*"}
+
+
+def test_history_parameters_and_cursor() -> None:
+    assert parse_rfc3339("since", "2026-11-24T19:00:00+03:00") == T
+    for bad in ("yesterday", "2026-11-24", "2026-11-24T16:00:00"):
+        with pytest.raises(ApiError, match="RFC 3339"):
+            parse_rfc3339("since", bad)
+    with pytest.raises(ApiError, match="earlier than until"):
+        make_query("BTC-USD", "2026-11-24T16:00:00Z", "2026-11-24T15:00:00Z", 10, None)
+    cursor = Cursor(T, "binance:1:BTC-USD")
+    assert Cursor.decode(cursor.encode()) == cursor
+    for bad in ("%%%", "bm90IGpzb24", Cursor(T, "x").encode()[:-3]):
+        with pytest.raises(ApiError, match="cursor"):
+            Cursor.decode(bad)
+    query = make_query("BTC-USD", None, "2026-11-24T17:00:00Z", 2, cursor.encode())
+    text, params = query.sql()
+    assert "ts < %s" in text and "(ts, id) > (%s, %s)" in text and "ts >= %s" not in text
+    assert params == ["BTC-USD", T + timedelta(hours=1), T, "binance:1:BTC-USD", 3]
+
+
+def test_history_page_prints_exact_values_and_the_next_cursor() -> None:
+    query = make_query("BTC-USD", None, None, 2, None)
+    legs = [
+        {"venue": "cbr", "direction": "USD-RUB", "value": "81.50", "ts": "2026-11-24T16:00:00Z"}
+    ]
+    rows = [
+        (f"q{i}", "binance", "BTC-USD", Decimal("54000.000100"), T + timedelta(seconds=i), T, legs)
+        for i in range(3)
+    ]
+    body = page(query, rows)
+    data = orjson.loads(body)
+    assert [q["id"] for q in data["quotes"]] == ["q0", "q1"]
+    assert b'"value":54000.000100' in body and b'"value":81.50' in body
+    assert Cursor.decode(data["next_cursor"]) == Cursor(T + timedelta(seconds=1), "q1")
+    assert orjson.loads(page(query, rows[:2]))["next_cursor"] is None
+
+
+def test_answer_make_counts_the_body() -> None:
+    answer = Answer.make(201, b"abc", (b"x-a", b"1"))
+    assert answer.headers == (
+        (b"content-type", b"application/json"),
+        (b"content-length", b"3"),
+        (b"x-a", b"1"),
+    )
+
+
+def test_v1_stops_vouching_for_rates_when_records_stop_coming() -> None:
+    clock = [100.0]
+    snap = Snapshot(DEFAULT_DIRECTIONS, clock=lambda: clock[0], max_silence_s=10)
+    snap.apply(latest("BTC-USD", {"binance": ("1.5", True)}), 1)
+    snap.apply(latest("*", {}), 2)
+    assert snap.v1(b"").status == 200
+    clock[0] += 10.5
+    silent = snap.v1(b"")
+    assert silent.status == 503 and b"no rates from the pipeline" in silent.body
+    assert dict(silent.headers)[b"retry-after"] == b"1"
+    assert snap.v1(b"direction=nope").status == 422  # bad input is still named as such
+    snap.apply(latest("*", {}), 3)  # a republished record, even unchanged, vouches again
+    assert snap.v1(b"").status == 200

@@ -45,6 +45,10 @@ def main() -> int:
             RATES_VENUES=",".join(venues),
             CONNECTOR_METRICS_PORT="0",
             RATES_STATE_DIR=str(work / "state"),
+            # The references are slow by nature (CBR: daily); poll them often enough that a
+            # short recording carries several of each.
+            CBR_POLL_INTERVAL_S="15",
+            COINGECKO_POLL_INTERVAL_S="10",
         )
 
         def start(name: str, *argv: str) -> subprocess.Popen[bytes]:

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +62,14 @@ def normalizer(venues: list[str]) -> Normalizer:
 
 
 def expected_quotes(entries: list[Entry], venues: list[str]) -> int:
+    """Quotes the recording yields that do not depend on a reference (RUB ones do: how
+    many there are depends on when each worker first sees a reference)."""
     normalize = normalizer(venues)
-    return sum(len(normalize(e.raw, e.raw.received_at).quotes) for e in entries)
+    return sum(
+        not q.direction.endswith("-RUB")
+        for e in entries
+        for q in normalize(e.raw, e.raw.received_at).quotes
+    )
 
 
 def clean_env(**changes: str) -> dict[str, str]:
@@ -72,8 +78,13 @@ def clean_env(**changes: str) -> dict[str, str]:
     return env
 
 
-async def timestamps(bootstrap: str, topics: list[str], expected: int) -> tuple[float, float]:
-    """Broker timestamps (s) of the first and the last of ``expected`` records in ``topics``."""
+async def timestamps(
+    bootstrap: str, topics: list[str], expected: int, idle_s: float = 3.0
+) -> tuple[float, float, int]:
+    """Broker timestamps (s) of the first and the last record in ``topics``, and their count.
+
+    Reads until at least ``expected`` records arrived and then none for ``idle_s``.
+    """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50
     )
@@ -85,14 +96,16 @@ async def timestamps(bootstrap: str, topics: list[str], expected: int) -> tuple[
         await consumer.seek_to_beginning(*tps)
         seen, first, last = 0, float("inf"), 0
         deadline = time.monotonic() + 300
-        while seen < expected:
+        quiet_since = time.monotonic()
+        while seen < expected or time.monotonic() - quiet_since < idle_s:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {seen} of {expected} records in {topics}")
-            for messages in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
+            for messages in (await consumer.getmany(timeout_ms=200, max_records=10_000)).values():
                 seen += len(messages)
                 first = min(first, min(m.timestamp for m in messages))
                 last = max(last, max(m.timestamp for m in messages))
-        return first / 1000, last / 1000
+                quiet_since = time.monotonic()
+        return first / 1000, last / 1000, seen
     finally:
         await consumer.stop()
 
@@ -118,9 +131,20 @@ def process(argv: list[str], env: dict[str, str], log: Path, ready: str) -> Iter
 
 
 def measure(
-    consumer: list[str], ready: str, name: str, bootstrap: str, recording: Path, n: int, tmp: Path
+    consumer: list[str],
+    ready: str,
+    name: str,
+    bootstrap: str,
+    recording: Path,
+    n: int,
+    tmp: Path,
+    copies: int = 1,
 ) -> float:
-    """Quotes/s from the first replayed frame to the last quote, through ``consumer``."""
+    """Quotes/s from the first replayed frame to the last quote, through ``consumer``.
+
+    With ``copies`` > 1, that many consumer processes run in one group (each then owns a
+    share of the partitions), as `RATES_WORKERS` does.
+    """
     topics = Topics(f"bench-{name}.")
     venues = list(Recording(recording).header.venues)
     env = clean_env(
@@ -130,7 +154,12 @@ def measure(
         RATES_STATE_DIR=str(tmp / "state"),
     )
     asyncio.run(ensure_topics(bootstrap, topics.all(venues), 4))
-    with process(consumer, env, tmp / f"{name}.log", ready):
+    with ExitStack() as running:
+        for index in range(copies):
+            log = tmp / f"{name}-{index}.log"
+            running.enter_context(process(consumer, env, log, ready))
+        if copies > 1:
+            time.sleep(10)  # each join rebalances the group (half a session timeout on Tansu)
         replay = [
             *RATES,
             "replay",
@@ -141,9 +170,11 @@ def measure(
             topics.prefix,
         ]
         subprocess.run(replay, env=env, check=True, capture_output=True)
-        first, _ = asyncio.run(timestamps(bootstrap, [topics.raw(v) for v in venues], 1))
-        _, last = asyncio.run(timestamps(bootstrap, [topics.normalized], n))
-    return n / (last - first)
+        first, _, _ = asyncio.run(
+            timestamps(bootstrap, [topics.raw(v) for v in venues], 1, idle_s=0)
+        )
+        _, last, quotes = asyncio.run(timestamps(bootstrap, [topics.normalized], n))
+    return quotes / (last - first)
 
 
 # -- the plain aiokafka loop ----------------------------------------------------------------
@@ -205,6 +236,7 @@ def run() -> dict[str, Any]:
             plain = measure(plain_argv, "plain loop ready", "plain", bootstrap, recording, n, tmp)
             worker = [*RATES, "worker"]
             faust = measure(worker, "worker ready in", "faust", bootstrap, recording, n, tmp)
+            two = measure(worker, "worker ready in", "two", bootstrap, recording, n, tmp, 2)
             alone = [sys.executable, "-m", "benchmarks.replay", "normalize-only"]
             agent = measure(alone, "worker ready in", "agent", bootstrap, recording, n, tmp)
         finally:
@@ -214,9 +246,11 @@ def run() -> dict[str, Any]:
         "quotes": n,
         "venues": venues,
         "faust_quotes_per_s": round(faust),
+        "two_workers_quotes_per_s": round(two),
         "normalize_agent_alone_quotes_per_s": round(agent),
         "plain_quotes_per_s": round(plain),
         "ratio": round(faust / plain, 3),
+        "ratio_two_workers": round(two / plain, 3),
         "ratio_normalize_agent_alone": round(agent / plain, 3),
         "targets": {"ratio": TARGET_RATIO},
     }
@@ -230,11 +264,14 @@ def report(result: dict[str, Any]) -> str:
             f"{r['frames']} frames -> {r['quotes']} quotes ({', '.join(r['venues'])})",
             f"Faust worker (normalize agent; track_latest alongside): "
             f"{r['faust_quotes_per_s']} quotes/s",
+            f"two Faust workers in one group (RATES_WORKERS=2: one per core): "
+            f"{r['two_workers_quotes_per_s']} quotes/s",
             f"the normalize agent alone (worker without track_latest): "
             f"{r['normalize_agent_alone_quotes_per_s']} quotes/s",
             f"plain aiokafka consume-normalize-produce loop: {r['plain_quotes_per_s']} quotes/s",
-            f"ratio {r['ratio']} (target >= {r['targets']['ratio']}); "
-            f"the normalize agent alone: {r['ratio_normalize_agent_alone']}",
+            f"ratio {r['ratio']} (target >= {r['targets']['ratio']}); two workers: "
+            f"{r['ratio_two_workers']}; the normalize agent alone: "
+            f"{r['ratio_normalize_agent_alone']}",
         ]
     )
 

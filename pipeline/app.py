@@ -181,7 +181,8 @@ def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow)
             if now - written.get(direction, -1e9) >= settings.rates_table_write_interval_s:
                 table[direction] = {v: q.to_dict() for v, q in rates.books[direction].items()}
                 written[direction] = now
-            await publish(latest, "change")
+            if latest is not None:
+                await publish(latest, "change")
 
     @app.timer(interval=settings.rates_publish_interval_s)  # type: ignore[untyped-decorator]
     async def republish() -> None:

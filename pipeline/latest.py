@@ -15,6 +15,17 @@ from schemas.topics import ACTIVE_KEY
 log = logging.getLogger(__name__)
 
 
+def changed(previous: Latest | None, latest: Latest) -> bool:
+    """Whether the rate itself changed (not just the other venues' quotes)."""
+    return previous is None or (
+        previous.venue,
+        previous.value,
+        previous.ts,
+        previous.stale,
+        previous.reason,
+    ) != (latest.venue, latest.value, latest.ts, latest.stale, latest.reason)
+
+
 class LatestRates:
     """Keeps each direction's book and chosen rate; logs and counts every switch.
 
@@ -38,8 +49,13 @@ class LatestRates:
         self.books.pop(direction, None)
         self.chosen.pop(direction, None)
 
-    def add(self, quote: Quote, now: datetime) -> Latest:
-        """Take a quote into its direction's book and choose again."""
+    def add(self, quote: Quote, now: datetime) -> Latest | None:
+        """Take a quote into its direction's book and choose again.
+
+        Returns the new record when the rate changed (venue, value, staleness or reason),
+        None when only another venue's quote did: those reach rates.latest with the
+        once-a-second republish, which keeps the per-quote cost small.
+        """
         book = self.books.setdefault(quote.direction, {})
         current = book.get(quote.venue)
         if current is None or current.received_at <= quote.received_at:
@@ -47,7 +63,9 @@ class LatestRates:
         last = self.broadcast.health.last_data
         if quote.venue not in last or last[quote.venue] < quote.received_at:
             last[quote.venue] = quote.received_at
-        return self.decide(quote.direction, now)
+        previous = self.chosen.get(quote.direction)
+        latest = self.decide(quote.direction, now)
+        return latest if changed(previous, latest) else None
 
     def previous(self, direction: str) -> Latest | None:
         # After a takeover the previous owner's choice arrives through rates.latest.

@@ -27,6 +27,7 @@ class Stack:
     log: Path
     started: float
     serving_after_s: float
+    pid: int
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -44,13 +45,23 @@ def demo_stack(env: Mapping[str, str] | None = None, timeout_s: float = 90) -> I
         directory = Path(tmp)
         port = free_port()
         venues = ("BINANCE_", "KRAKEN_", "OKX_", "BYBIT_", "COINBASE_", "COINGECKO_", "CBR_")
-        own = ("RATES_", "KAFKA_", "API_", "DATABASE_", "CONNECTOR_", "WORKER_", *venues)
+        own = (
+            "RATES_",
+            "KAFKA_",
+            "API_",
+            "DATABASE_",
+            "CONNECTOR_",
+            "WORKER_",
+            "HISTORY_",
+            *venues,
+        )
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(own)}
         full_env.update(
             RATES_STATE_DIR=str(directory / "state"),
             API_PORT=str(port),
             CONNECTOR_METRICS_PORT="0",
             WORKER_METRICS_PORT="0",
+            HISTORY_METRICS_PORT="0",
             LOG_LEVEL="INFO",
             **(env or {}),
         )
@@ -79,7 +90,7 @@ def demo_stack(env: Mapping[str, str] | None = None, timeout_s: float = 90) -> I
                 time.sleep(0.1)
             serving = time.monotonic() - started
             ports = json.loads((directory / "state" / "simulator.json").read_text())
-            yield Stack(base, ports["control"], log, started, serving)
+            yield Stack(base, ports["control"], log, started, serving, proc.pid)
         finally:
             proc.send_signal(signal.SIGINT)
             try:

@@ -77,7 +77,7 @@ class WorkerSettings(CommonSettings):
         default=9102, ge=0, le=65535, description="Prometheus port of the worker; 0: off"
     )
     worker_session_timeout_s: float = Field(
-        default=6.0,
+        default=4.0,
         ge=2,
         le=90,
         description="Kafka group session timeout; Tansu makes every join take half of it",

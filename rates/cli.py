@@ -30,14 +30,14 @@ from schemas.topics import REPLAY_PREFIX, Topics
 log = logging.getLogger("rates")
 
 
-def _serve_metrics(port: int, setting: str) -> None:
+def _serve_metrics(port: int, setting: str, host: str = "127.0.0.1") -> None:
     if not port:
         return
     try:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=host)
     except OSError as exc:
         raise ConfigError(
-            f"{setting}={port}: cannot serve metrics on 127.0.0.1:{port} ({exc.strerror}); "
+            f"{setting}={port}: cannot serve metrics on {host}:{port} ({exc.strerror}); "
             f"choose another {setting}, or 0 to turn metrics off"
         ) from None
 
@@ -91,7 +91,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
     for name in names:
         registry.get(name)
     logs.configure(settings.log_level)
-    _serve_metrics(settings.connector_metrics_port, "CONNECTOR_METRICS_PORT")
+    _serve_metrics(settings.connector_metrics_port, "CONNECTOR_METRICS_PORT", settings.metrics_host)
 
     async def main() -> None:
         await _broker_ready(
@@ -119,7 +119,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             settings.rates_partitions,
         )
     )
-    _serve_metrics(settings.worker_metrics_port, "WORKER_METRICS_PORT")
+    _serve_metrics(settings.worker_metrics_port, "WORKER_METRICS_PORT", settings.metrics_host)
     # Faust runs its own event loop; give it a fresh one after asyncio.run closed ours.
     asyncio.set_event_loop(asyncio.new_event_loop())
     worker.run(settings)
@@ -214,7 +214,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     settings = load(HistorySettings)
     database = settings.database
     logs.configure(settings.log_level)
-    _serve_metrics(settings.history_metrics_port, "HISTORY_METRICS_PORT")
+    _serve_metrics(settings.history_metrics_port, "HISTORY_METRICS_PORT", settings.metrics_host)
 
     async def main() -> None:
         topics = settings.topics

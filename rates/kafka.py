@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from schemas.errors import BrokerUnavailable, RatesError
+from schemas.topics import topic_config
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,10 @@ async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int) -
         missing = [n for n in names if n not in existing]
         if missing:
             response = await admin.create_topics(
-                [NewTopic(name, partitions, 1) for name in missing]
+                [
+                    NewTopic(name, partitions, 1, topic_configs=topic_config(name))
+                    for name in missing
+                ]
             )
             for topic, code, *rest in response.topic_errors:
                 if code not in (0, _TOPIC_ALREADY_EXISTS):

@@ -126,6 +126,11 @@ class CommonSettings(BaseSettings):
         default=False,
         description="idempotent producer: real Kafka only (Tansu answers UnknownServerError)",
     )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address the Prometheus endpoints of connector, worker and history bind to "
+        "(0.0.0.0 in containers)",
+    )
     log_level: LogLevel = Field(
         default="INFO", description="CRITICAL, ERROR, WARNING, INFO or DEBUG (per-tick detail)"
     )

@@ -34,6 +34,20 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
+_DAY_MS = 86_400_000
+
+#: Topic configs for real Kafka (Tansu accepts them and ignores them): the small state topics
+#: are compacted (a consumer needs the latest record per key), the streams are kept 7 days.
+STATE_CONFIG = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"}
+STREAM_CONFIG = {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)}
+
+
+def topic_config(name: str) -> dict[str, str]:
+    """The configs a topic (full name, any prefix) is created with."""
+    state = name.endswith((LATEST, VENUES_STATUS, REFERENCE))
+    return dict(STATE_CONFIG if state else STREAM_CONFIG)
+
+
 @dataclass(frozen=True, slots=True)
 class Topics:
     """Topic names under one prefix (empty for live data)."""

@@ -170,3 +170,13 @@ def test_coingecko_plan_chooses_base_url_and_key_header(monkeypatch: pytest.Monk
     with pytest.raises(ConfigError) as info:
         load(ConnectorSettings)
     assert "CG-demo-secret" not in str(info.value)
+
+
+def test_state_topics_are_compacted_streams_kept_a_week() -> None:
+    from schemas.topics import topic_config
+
+    topics = Topics("p.")
+    for name in (topics.latest, topics.venues_status, topics.reference):
+        assert topic_config(name)["cleanup.policy"] == "compact"
+    for name in (topics.raw("binance"), topics.normalized):
+        assert topic_config(name) == {"cleanup.policy": "delete", "retention.ms": "604800000"}

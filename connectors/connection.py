@@ -104,6 +104,8 @@ class ConnectionContext(Generic[V]):
     #: Websocket venues: hand over to a new connection at this age (None: never).
     rotate_after_s: float | None = None
     connections: int = 0
+    #: Polled venues: the first answer has been checked for the configured symbols.
+    symbols_checked: bool = False
     malformed_log: Throttled = field(default_factory=Throttled)
     error_log: Throttled = field(default_factory=Throttled)
 

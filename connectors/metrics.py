@@ -50,6 +50,6 @@ DROPPED = Counter(
 BUFFERED = Gauge("rates_connector_buffered", "Records waiting to be published")
 SYMBOLS_MISSING = Gauge(
     "rates_connector_symbols_missing",
-    "Configured symbols the venue does not list or trade, per the check at start (-1: not checked)",
+    "Configured symbols the venue does not list, trade or quote, seen at start (-1: not checked)",
     ["venue"],
 )

@@ -3,7 +3,8 @@
 Each answer body is one frame (``RawFrame.frame`` is the body as received, decoded with its
 charset; the Kafka key is the venue name). It shares the websocket loop's supervisor,
 status tracking, publisher and metrics; HTTP 429 raises RateLimited, so the supervisor
-waits for Retry-After before the next request.
+waits for Retry-After before the next request. The first answer with data is the symbol
+check: a configured symbol it has no price for is a WARNING.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import aiohttp
 
 from connectors.connection import ConnectionContext, on_frame
 from connectors.http import get_text
-from connectors.venues.base import PollingVenue
+from connectors.symbols import check_answer
+from connectors.venues.base import FrameKind, PollingVenue
 
 log = logging.getLogger(__name__)
 
@@ -44,5 +46,8 @@ async def poll_once(
         if first:
             log.info("%s: polling every %g s (%s)", venue.name, interval_s, conn_id)
             first = False
-        on_frame(ctx, text, ctx.clock(), conn_id)
+        received_at = ctx.clock()
+        kind = on_frame(ctx, text, received_at, conn_id)
+        if kind is FrameKind.DATA and not ctx.symbols_checked:
+            ctx.symbols_checked = check_answer(venue, ctx.symbols, text, received_at) is not None
         await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))

@@ -1,16 +1,21 @@
-"""At start, ask each venue whether the configured symbols exist and trade; warn otherwise."""
+"""At start, ask each venue whether the configured symbols exist and trade; warn otherwise.
+
+Exchanges are asked through their REST listings; a polled source (CoinGecko, CBR) is judged
+by its first answer, which carries every symbol it knows.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 import aiohttp
 
 from connectors import metrics
 from connectors.http import get_text
-from connectors.venues.base import SymbolCheck, missing_symbols
-from schemas.errors import FrameError, VenueError
+from connectors.venues.base import PollingVenue, SymbolCheck, missing_symbols, unquoted
+from schemas.errors import FrameError, UnknownSymbol, VenueError
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +49,29 @@ async def check_symbols(
         )
         metrics.SYMBOLS_MISSING.labels(venue).set(-1)
         return None
-    missing = missing_symbols(symbols, listed)
+    return _report(venue, missing_symbols(symbols, listed), "are listed and trading")
+
+
+def check_answer(
+    venue: PollingVenue, symbols: Sequence[str], text: str, received_at: datetime
+) -> list[str] | None:
+    """The configured symbols a polled source's answer has no price for, each a WARNING.
+
+    None when the answer says nothing either way (malformed: the poll loop reports it).
+    """
+    try:
+        quotes = venue.parse(text, received_at)
+    except UnknownSymbol:
+        quotes = []  # none of ours in it (CBR's document without USD)
+    except FrameError:
+        return None
+    return _report(venue.name, unquoted(symbols, venue.markets, quotes), "are quoted")
+
+
+def _report(venue: str, missing: list[tuple[str, str]], fine: str) -> list[str]:
     for symbol, why in missing:
         log.warning("%s: configured symbol %s %s on the venue: no data for it", venue, symbol, why)
     if not missing:
-        log.info("%s: all %d configured symbols are listed and trading", venue, len(symbols))
+        log.info("%s: all configured symbols %s", venue, fine)
     metrics.SYMBOLS_MISSING.labels(venue).set(len(missing))
     return [symbol for symbol, _ in missing]

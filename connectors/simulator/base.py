@@ -37,7 +37,8 @@ class Faults:
     #: Answer HTTP 429 with Retry-After (REST endpoints and websocket handshakes).
     http_429: bool = False
     retry_after_s: int = 2
-    #: The REST symbol listing shows the first symbol as not trading and omits the second.
+    #: The REST symbol listing shows the first symbol as not trading and omits the second;
+    #: a polled source's answers leave out the first coin (CoinGecko) or currency (CBR).
     delisted: bool = False
 
     def update(self, changes: Mapping[str, Any]) -> None:

@@ -63,7 +63,7 @@ class CbrSim(SimVenue):
             _valute(code, ident, num, nominal, name, (usd * in_usd).quantize(Decimal("0.0001")))
             for code, (ident, num, nominal, name, in_usd) in _OTHERS.items()
         ]
-        if "USD" in sub.streams:
+        if "USD" in sub.streams and not self.faults.delisted:
             valutes.insert(1, _valute("USD", "R01235", "840", 1, "Доллар США", usd))
         if self.faults.unknown_symbols:
             ident, num, nominal, name, in_usd = UNKNOWN_CURRENCY

@@ -68,9 +68,11 @@ class CoinGeckoSim(SimVenue):
         """The one answer body for the coin/currency pairs asked for."""
         updated = now_ms // 1000
         coins: dict[str, list[str]] = {}
+        first_coin = next(iter(coingecko.MARKETS)).split("/")[0]
         for symbol, market in coingecko.MARKETS.items():
-            if symbol in sub.streams:
-                coin, vs = symbol.split("/")
+            coin, vs = symbol.split("/")
+            # CoinGecko leaves an id it does not know out of the answer.
+            if symbol in sub.streams and not (self.faults.delisted and coin == first_coin):
                 coins.setdefault(coin, []).append(f'"{vs}":{self.venue_price(market)}')
         if self.faults.unknown_symbols:
             coins[UNKNOWN_COIN] = ['"usd":1.2345']

@@ -151,6 +151,18 @@ def missing_symbols(wanted: Sequence[str], listed: Mapping[str, bool]) -> list[t
     ]
 
 
+def unquoted(
+    wanted: Sequence[str], markets: Mapping[str, str], quotes: Sequence[Quote]
+) -> list[tuple[str, str]]:
+    """(symbol, why) for each wanted symbol a polled answer has no price for.
+
+    A REST source answers what it knows and leaves out the rest (CoinGecko omits an unknown
+    coin id or currency, CBR's document a currency it does not set), so the answer is the list.
+    """
+    quoted = {quote.direction for quote in quotes}
+    return [(symbol, "is not quoted") for symbol in wanted if markets[symbol] not in quoted]
+
+
 # -- pure helpers for parsers ---------------------------------------------------------------
 
 

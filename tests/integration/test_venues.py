@@ -153,9 +153,10 @@ def stack(kafka: str, logs_dir: Path) -> Iterator[Stack]:
     try:
         wait_until(ports.exists, 30, "the simulator to listen")
         sim = read_ports_file(ports)
-        # At start: four venues list a symbol as not trading and omit another; Coinbase
-        # answers 429 (symbol check and handshake alike).
-        for venue in WEBSOCKET[:-1]:
+        # At start: four venues list a symbol as not trading and omit another, the polled
+        # sources leave a coin or currency out of their answers; Coinbase answers 429
+        # (symbol check and handshake alike).
+        for venue in [*WEBSOCKET[:-1], *POLLED]:
             sim.faults(venue, delisted=True)
         sim.faults("coinbase", http_429=True, retry_after_s=1)
         prefix = unique_prefix()
@@ -175,10 +176,10 @@ def stack(kafka: str, logs_dir: Path) -> Iterator[Stack]:
         )
         connector = procs.start("connect", ["connect"], env)
         connector.wait_for("coinbase: cannot check the configured symbols", 60)
-        for venue in WEBSOCKET[:-1]:
+        for venue in [*WEBSOCKET[:-1], *POLLED]:
             connector.wait_for(f"{venue}: configured symbol", 10)
         stack = Stack(sim, connector, procs, f"http://127.0.0.1:{port}", Topics(prefix), kafka)
-        stack.faults(WEBSOCKET, delisted=False, http_429=False)
+        stack.faults(ALL, delisted=False, http_429=False)
         stack.recovered(ALL, timeout_s=30)
         yield stack
     finally:
@@ -200,11 +201,17 @@ def test_symbols_checked_at_start_and_the_key_never_logged(stack: Stack) -> None
         first, second, _ = registry.VENUES[venue].markets
         assert f"{venue}: configured symbol {first} is listed but not trading on the venue" in log
         assert f"{venue}: configured symbol {second} is not listed on the venue" in log
+    for symbol in ("bitcoin/usd", "bitcoin/rub"):
+        assert f"coingecko: configured symbol {symbol} is not quoted on the venue" in log
+    assert "cbr: configured symbol USD is not quoted on the venue" in log
+    assert "coingecko: configured symbol ethereum/usd" not in log
     assert "coinbase: cannot check the configured symbols at http://127.0.0.1" in log
     assert "(rate limited (HTTP 429, retry after 1 s)); carrying on" in log
     metrics = stack.metrics()
     assert metrics.get("rates_connector_symbols_missing", venue="binance") == 2
     assert metrics.get("rates_connector_symbols_missing", venue="coinbase") == -1
+    assert metrics.get("rates_connector_symbols_missing", venue="coingecko") == 2
+    assert metrics.get("rates_connector_symbols_missing", venue="cbr") == 1
     # Its handshake was answered 429 as well: it waited, then connected by itself.
     assert metrics.reconnects("coinbase", "limited") >= 1
     # CoinGecko's pro key went in the pro header, and nowhere into the logs.

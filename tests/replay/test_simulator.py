@@ -18,6 +18,7 @@ import websockets
 from connectors import http, registry
 from connectors.settings import ConnectorSettings
 from connectors.simulator.server import Simulator
+from connectors.symbols import check_answer
 from connectors.venues import kraken
 from connectors.venues.base import (
     FrameKind,
@@ -134,6 +135,25 @@ async def test_rest_answers_pass_the_parsers(sim: Simulator, venue_name: str) ->
     kind, markets = check(venue_name, text)
     assert kind is FrameKind.DATA
     assert markets == set(venue.markets.values())
+
+
+@pytest.mark.parametrize("venue_name", POLLED)
+async def test_polled_answers_pass_the_symbol_check(sim: Simulator, venue_name: str) -> None:
+    venue = registry.VENUES[venue_name]
+    assert isinstance(venue, PollingVenue)
+    config = settings(sim)
+    symbols = list(venue.markets)
+    url = venue.request_url(config.url(venue), symbols)
+
+    async def unquoted_now() -> list[str] | None:
+        async with http.session() as client:
+            _, text = await http.get_text(client, url, config.headers(venue), 5)
+        return check_answer(venue, symbols, text, RECEIVED_AT)
+
+    assert await unquoted_now() == []
+    sim.venues[venue_name].faults.update({"delisted": True})
+    first = symbols[0].split("/")[0]
+    assert await unquoted_now() == [s for s in symbols if s.split("/")[0] == first]
 
 
 @pytest.mark.parametrize("venue_name", WEBSOCKET)

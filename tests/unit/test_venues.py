@@ -9,8 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from connectors.http import decode_body, retry_after_s
-from connectors.venues import binance, bybit, coinbase, coingecko, kraken, okx
-from connectors.venues.base import missing_symbols
+from connectors.symbols import check_answer
+from connectors.venues import binance, bybit, cbr, coinbase, coingecko, kraken, okx
+from connectors.venues.base import missing_symbols, unquoted
 from schemas.errors import FrameError
 
 NOW = datetime(2026, 11, 24, 16, tzinfo=UTC)
@@ -115,6 +116,27 @@ def test_missing_symbols_say_why() -> None:
         ("USDCUSDT", "is not listed"),
     ]
     assert missing_symbols(["BTCUSDT"], listed) == []
+
+
+def test_a_polled_answer_is_the_symbol_check_of_its_source() -> None:
+    symbols = list(coingecko.MARKETS)
+    answer = '{"ethereum":{"usd":3001.5,"rub":240120.5,"last_updated_at":1711356300}}'
+    assert check_answer(coingecko.VENUE, symbols, answer, NOW) == [
+        "bitcoin/usd",
+        "bitcoin/rub",
+        "tether/usd",
+        "tether/rub",
+    ]
+    assert unquoted(["bitcoin/usd"], coingecko.MARKETS, []) == [("bitcoin/usd", "is not quoted")]
+    euro_only = (
+        '<ValCurs Date="24.11.2026" name="Foreign Currency Market"><Valute ID="R01239">'
+        "<CharCode>EUR</CharCode><Nominal>1</Nominal><Value>94,1000</Value></Valute></ValCurs>"
+    )
+    assert check_answer(cbr.VENUE, ["USD"], euro_only, NOW) == ["USD"]
+    with_usd = euro_only.replace("EUR", "USD")
+    assert check_answer(cbr.VENUE, ["USD"], with_usd, NOW) == []
+    # A malformed answer says nothing about the symbols: the check waits for the next one.
+    assert check_answer(coingecko.VENUE, symbols, '{"bitcoin":', NOW) is None
 
 
 # -- HTTP helpers ---------------------------------------------------------------------------

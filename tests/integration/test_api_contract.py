@@ -490,8 +490,19 @@ def test_cors_is_closed_by_default_and_configurable(servers: Servers) -> None:
     assert "access-control-allow-origin" not in other.headers
 
 
+def test_docs_pages_need_no_internet(servers: Servers) -> None:
+    for page, kind in (("/docs", "swagger"), ("/redoc", "redoc")):
+        html = httpx.get(f"{servers.fast.base}{page}").text
+        assert kind in html.lower(), page
+        assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html)
+        assert assets, html
+        for asset in assets:
+            assert asset.startswith("/"), f"{page} loads {asset} from elsewhere"
+            answer = httpx.get(f"{servers.fast.base}{asset}")
+            assert answer.status_code == 200 and len(answer.content) > 10_000, asset
+
+
 def test_openapi_describes_every_parameter_error_and_example(servers: Servers) -> None:
-    assert "swagger" in httpx.get(f"{servers.fast.base}/docs").text.lower()
     spec = httpx.get(f"{servers.fast.base}/openapi.json").json()
     routes = {path for path in spec["paths"] if path.startswith("/api/")}
     assert routes == {

@@ -164,19 +164,22 @@ def server_env(bootstrap: str, prefix: str, port: int, **settings: str) -> dict[
     return env
 
 
-def wait_until(check: Callable[[], T | None], timeout_s: float, what: str) -> T:
-    """Poll ``check`` until it returns something truthy; AssertionError after the timeout."""
+def wait_until(
+    check: Callable[[], T | None], timeout_s: float, what: str, every_s: float = 0.1
+) -> T:
+    """Poll ``check`` until it returns something other than None/False; fail after timeout."""
     deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
+    last: BaseException | None = None
     while time.monotonic() < deadline:
         try:
             result = check()
         except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
-            last, result = exc, None
-        if result:
+            last = exc
+            result = None
+        if result is not None and result is not False:
             return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what} (last: {last})")
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what} (last error: {last})")
 
 
 @dataclass

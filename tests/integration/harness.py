@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from benchmarks.apiserver import wait_until as wait_until
 from schemas.records import Latest
 
 T = TypeVar("T")
@@ -60,24 +61,6 @@ def clean_env(**overrides: str) -> dict[str, str]:
 
 def unique_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}."
-
-
-def wait_until(
-    check: Callable[[], T | None], timeout_s: float, what: str, every_s: float = 0.1
-) -> T:
-    """Poll ``check`` until it returns something other than None/False; fail after timeout."""
-    deadline = time.monotonic() + timeout_s
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
-            last = exc
-            result = None
-        if result is not None and result is not False:
-            return result
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what} (last error: {last})")
 
 
 @dataclass

@@ -22,6 +22,8 @@ def children_named(parent: psutil.Process) -> dict[str, psutil.Process]:
     found = {}
     for child in parent.children(recursive=False):
         cmd = child.cmdline()
+        if not cmd:  # a child that exited and is not yet reaped
+            continue
         name = cmd[3] if len(cmd) > 3 and cmd[1:3] == ["-m", "rates"] else Path(cmd[0]).name
         found[name] = child
     return found
@@ -94,4 +96,5 @@ def test_up_serves_restarts_and_stops_cleanly(tmp_path: Path) -> None:
     finally:
         if up.poll() is None:
             up.kill()
+            up.wait()
         print(log.read_text()[-5000:])

@@ -14,7 +14,7 @@ import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,6 +30,7 @@ from api.responses import respond
 from api.routers import health, v1, v2
 from api.settings import ApiSettings
 from api.snapshot import Answer, ApiError, Snapshot, matches
+from common.clock import utcnow
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -46,10 +47,6 @@ class RouteLabel:
 
 
 V1_ROUTE = RouteLabel(V1_PATH)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _request_header(scope: Scope, name: bytes) -> bytes | None:

@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from api import metrics
 from api.snapshot import ApiError, number, unavailable
+from common.database import libpq_url
 from schemas.records import format_time, parse_time
 
 log = logging.getLogger(__name__)
@@ -144,12 +145,6 @@ def _legs(raw: Any) -> list[dict[str, Any]] | None:
     return legs
 
 
-def conninfo(database_url: str) -> str:
-    """psycopg takes ``postgresql://``; yoyo's ``postgresql+psycopg://`` names a driver."""
-    scheme, _, rest = database_url.partition("://")
-    return f"{scheme.split('+', 1)[0]}://{rest}"
-
-
 class History:
     """The pool, opened lazily; ``None`` URL: history is not configured."""
 
@@ -157,7 +152,7 @@ class History:
         self._pool: AsyncConnectionPool | None = None
         if database_url:
             self._pool = AsyncConnectionPool(
-                conninfo(database_url),
+                libpq_url(database_url),
                 min_size=0,
                 max_size=4,
                 open=False,

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import Field
 
-from pydantic import Field, field_validator
-
-from schemas.settings import CommaList, CommonSettings, split_commas
+from schemas.settings import CommaList, CommonSettings
 
 
 class ApiSettings(CommonSettings):
@@ -52,8 +50,3 @@ class ApiSettings(CommonSettings):
         description="answer GET /api/v1/courses in a pure ASGI fast path before FastAPI "
         "(same answers; false: through FastAPI's router)",
     )
-
-    @field_validator("api_cors_origins", mode="before")
-    @classmethod
-    def _split_origins(cls, value: Any) -> Any:
-        return split_commas(value)

@@ -21,6 +21,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from common.throttle import Throttled
 from connectors import metrics
 from connectors.http import retry_after_s
 from connectors.publisher import Sink
@@ -68,25 +69,6 @@ class RateLimiter:
         start = max(self._next, now)
         self._next = start + self._interval
         return max(0.0, start - now - self._tolerance)
-
-
-@dataclass
-class Throttled:
-    """Logs a repeated event once per ``every_s``, counting what it held back."""
-
-    every_s: float = 10.0
-    clock: Callable[[], float] = time.monotonic
-    _last: float | None = None
-    _held: int = field(default=0)
-
-    def ready(self) -> int | None:
-        """None to stay quiet; else the number of events held back since the last log."""
-        now = self.clock()
-        if self._last is None or now - self._last >= self.every_s:
-            held, self._held, self._last = self._held, 0, now
-            return held
-        self._held += 1
-        return None
 
 
 @dataclass

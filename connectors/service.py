@@ -7,13 +7,15 @@ import functools
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaProducer
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from common.backoff import Backoff
+from common.clock import utcnow
 from connectors import http, metrics, registry
 from connectors.connection import (
     ConnectionContext,
@@ -25,17 +27,13 @@ from connectors.polling import poll_once
 from connectors.publisher import KafkaPublisher, Sink
 from connectors.settings import ConnectorSettings
 from connectors.status import VenueTracker
-from connectors.supervisor import Attempt, Backoff, supervise
+from connectors.supervisor import Attempt, supervise
 from connectors.symbols import check_symbols
 from connectors.venues.base import PollingVenue, WebsocketVenue
 from schemas.errors import RateLimited, VenueError
 from schemas.records import VENUE_STATES
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def describe(exc: BaseException | None) -> tuple[str, str]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from common.clock import utcnow
 from connectors import registry
 from connectors.venues.base import excerpt
 from pipeline import metrics
@@ -41,10 +42,6 @@ def set_fetch_max_wait(ms: int) -> None:
         return consumer
 
     faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def partition_of(key: str, partitions: int) -> int:

@@ -27,7 +27,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from connectors.supervisor import Backoff
+from common.backoff import Backoff
+from common.database import libpq_url
 from pipeline import metrics
 from pipeline.settings import HistorySettings
 from schemas.errors import RatesError, RecordError
@@ -154,12 +155,6 @@ DELETE FROM switches WHERE id IN (
     AND EXISTS (SELECT 1 FROM switches n WHERE n.direction = s.direction AND n.at > s.at)
     LIMIT %s)
 """
-
-
-def libpq_url(url: str) -> str:
-    """psycopg wants ``postgresql://``; DATABASE_URL may name a driver (``postgresql+psycopg``)."""
-    scheme, sep, rest = url.partition("://")
-    return f"{scheme.split('+', 1)[0]}{sep}{rest}"
 
 
 Columns = Callable[[Sequence[Any]], tuple[list[Any], ...]]

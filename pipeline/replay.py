@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TextIO
 
@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndTimestamp
 
+from common.clock import utcnow
 from schemas.errors import BrokerUnavailable, ConfigError, RecordError
 from schemas.records import RawFrame, VenueState, VenueStatus, format_time, parse_time
 from schemas.settings import CommonSettings
@@ -45,10 +46,6 @@ REORDER_WINDOW_S = 1.0
 APPEND_SLACK_S = 5.0
 #: The replayer republishes each venue's state this often (a connector does at least every 5 s).
 STATUS_EVERY_S = 1.0
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # -- the file format (pure) -----------------------------------------------------------------

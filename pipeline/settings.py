@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field, field_validator
 
 from connectors import registry
 from connectors.settings import ConnectorSettings
 from connectors.venues.base import PollingVenue
 from pipeline.failover import Policy
-from schemas.settings import CommaList, CommonSettings, check_venues, split_commas
+from schemas.settings import CommaList, CommonSettings, check_venues
 from schemas.venues import EXCHANGERS
 
 
@@ -96,11 +94,6 @@ class WorkerSettings(CommonSettings):
             reference_priority=self.rates_reference_priority,
             reference_max_age_s={"cbr": self.rates_cbr_max_age_s},
         )
-
-    @field_validator("rates_priority", "rates_reference_priority", mode="before")
-    @classmethod
-    def _split_priority(cls, value: Any) -> Any:
-        return split_commas(value)
 
     @field_validator("rates_reference_priority")
     @classmethod

@@ -9,17 +9,12 @@ from pathlib import Path
 import psycopg
 from yoyo import get_backend, read_migrations
 
+from common.database import yoyo_url
 from schemas.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-
-
-def yoyo_url(database_url: str) -> str:
-    """yoyo picks its driver from the scheme: psycopg 3 is ``postgresql+psycopg``."""
-    _, rest = database_url.split("://", 1)
-    return f"postgresql+psycopg://{rest}"
 
 
 def apply(database_url: str, timeout_s: float = 0.0) -> list[str]:

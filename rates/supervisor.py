@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from connectors.supervisor import Backoff
+from common.backoff import Backoff
 from rates.embedded import run_as
 from schemas.errors import RatesError
 

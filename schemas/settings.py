@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.errors import ConfigError
@@ -22,8 +22,16 @@ T = TypeVar("T", bound="CommonSettings")
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 
+
+def split_commas(value: Any) -> Any:
+    """Turn ``"a, b,,c"`` into ``("a", "b", "c")``; leave non-strings to pydantic."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
 #: A comma-separated list in the environment (``a,b,c``), a tuple in code.
-CommaList = Annotated[tuple[str, ...], NoDecode]
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(split_commas)]
 
 #: The directions served by default, in the API's order.
 DEFAULT_DIRECTIONS: tuple[str, ...] = (
@@ -39,13 +47,6 @@ DEFAULT_DIRECTIONS: tuple[str, ...] = (
 
 _DIRECTION_RE = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
 _HOSTPORT_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")
-
-
-def split_commas(value: Any) -> Any:
-    """Turn ``"a, b,,c"`` into ``("a", "b", "c")``; leave non-strings to pydantic."""
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    return value
 
 
 def check_bootstrap(value: str) -> str:
@@ -161,20 +162,10 @@ class CommonSettings(BaseSettings):
             return check_bootstrap(value) if value.strip() else None
         return value
 
-    @field_validator("rates_directions", mode="before")
-    @classmethod
-    def _split_directions(cls, value: Any) -> Any:
-        return split_commas(value)
-
     @field_validator("rates_directions")
     @classmethod
     def _directions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return check_directions(value)
-
-    @field_validator("rates_venues", mode="before")
-    @classmethod
-    def _split_venues(cls, value: Any) -> Any:
-        return split_commas(value)
 
     @field_validator("rates_venues")
     @classmethod

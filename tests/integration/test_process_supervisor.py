@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.supervisor import Backoff
+from common.backoff import Backoff
 from rates.supervisor import ChildSpec, RestartPolicy, StartError, Supervisor
 
 FAST = RestartPolicy(max_restarts=3, window_s=60, backoff=Backoff(base_s=0.001, cap_s=0.002))

@@ -8,7 +8,8 @@ from decimal import Decimal
 import orjson
 from aiokafka import TopicPartition
 
-from pipeline.history import Batch, Chosen, Switch, derive_switches, libpq_url, quote_columns
+from common.database import libpq_url
+from pipeline.history import Batch, Chosen, Switch, derive_switches, quote_columns
 from schemas.records import Latest, Leg, Quote
 
 T = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.connection import RateLimiter, Throttled
+from common.throttle import Throttled
+from connectors.connection import RateLimiter
 from connectors.status import REPUBLISH_S, VenueTracker
 from connectors.venues.base import FrameKind
 from tests.conftest import Clock

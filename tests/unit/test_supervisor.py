@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.supervisor import Attempt, Backoff, is_retryable, supervise
+from common.backoff import Backoff
+from connectors.supervisor import Attempt, is_retryable, supervise
 from schemas.errors import ConfigError, RateLimited
 
 

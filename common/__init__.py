@@ -1,0 +1,1 @@
+"""Mechanisms every stage shares (clock, backoff, throttled logs, database URLs), below them."""

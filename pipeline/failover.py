@@ -23,25 +23,27 @@ from schemas.topics import ACTIVE_KEY
 
 @dataclass(frozen=True)
 class Policy:
-    """How venues are judged and chosen."""
+    """How venues are judged and chosen; built from the worker's settings, which hold the
+    defaults (``WorkerSettings.policy()``)."""
 
     directions: tuple[str, ...]
     priority: tuple[str, ...]
     #: A quote older than this (by local receive time) is stale, even on a healthy venue.
-    max_age_s: float = 60.0
+    max_age_s: float
     #: A recovered venue must stay healthy this long before it is preferred again.
-    hysteresis_s: float = 10.0
+    hysteresis_s: float
     #: A quote further than this fraction from the median of the other fresh venues is excluded.
-    max_deviation: float = 0.02
+    max_deviation: float
     #: A venue status older than this means its connector is gone: the venue is not healthy.
-    status_timeout_s: float = 15.0
-    #: Venues without any status (e.g. a replay): healthy while their data is this recent.
-    silence_limits_s: Mapping[str, float] = field(default_factory=dict)
+    status_timeout_s: float
+    #: Every venue's silence limit; venues without any status (e.g. a replay) are healthy
+    #: while their data is this recent.
+    silence_limits_s: Mapping[str, float]
     #: USD-RUB reference sources, most preferred first.
-    reference_priority: tuple[str, ...] = ("coingecko", "cbr")
+    reference_priority: tuple[str, ...]
     #: Reference sources whose rate stays valid this long whatever their connection (CBR
     #: publishes once a business day: its rate covers weekends and holidays).
-    reference_max_age_s: Mapping[str, float] = field(default_factory=lambda: {"cbr": 4 * 86400})
+    reference_max_age_s: Mapping[str, float]
 
     def rank(self, venue: str) -> int:
         """Lower is preferred; venues missing from the priority list come last."""
@@ -51,7 +53,8 @@ class Policy:
             return len(self.priority)
 
     def silence_limit_s(self, venue: str) -> float:
-        return self.silence_limits_s.get(venue, 3.0)
+        # A venue outside the registry has no limit: its data alone never makes it healthy.
+        return self.silence_limits_s.get(venue, 0.0)
 
 
 @dataclass(frozen=True, slots=True)

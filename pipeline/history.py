@@ -36,8 +36,6 @@ from schemas.records import Latest, Quote
 
 log = logging.getLogger(__name__)
 
-#: Tansu makes every group join take half the session timeout (docs/architecture.md).
-SESSION_TIMEOUT_MS = 6000
 #: One write (connect, insert, commit) longer than this counts as PostgreSQL being down.
 WRITE_TIMEOUT_S = 30.0
 #: Rows deleted per retention statement, so no delete holds locks for long.
@@ -248,7 +246,7 @@ class HistoryWriter:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            session_timeout_ms=SESSION_TIMEOUT_MS,
+            session_timeout_ms=int(settings.history_session_timeout_s * 1000),
             heartbeat_interval_ms=1000,
         )
         self.pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(

@@ -18,7 +18,7 @@ from typing import Literal
 
 from common.follower import Follower
 from pipeline import metrics
-from pipeline.failover import Health, VenueHealth
+from pipeline.health import Health, VenueHealth
 from pipeline.normalize import References
 from schemas.errors import RecordError
 from schemas.records import Latest, Quote, VenueStatus

@@ -10,7 +10,8 @@ from typing import Any
 
 from pipeline import metrics
 from pipeline.broadcast import Broadcast
-from pipeline.failover import Policy, choose, choose_active
+from pipeline.failover import choose, choose_active
+from pipeline.health import Policy
 from schemas.records import Latest, Quote
 from schemas.topics import ACTIVE_KEY
 

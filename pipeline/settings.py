@@ -6,7 +6,7 @@ from pydantic import Field, field_validator
 
 from connectors import registry
 from connectors.venues.base import PollingVenue
-from pipeline.failover import Policy
+from pipeline.health import Policy
 from schemas.settings import CommaList, CommonSettings, PollSettings, check_venues
 from schemas.venues import EXCHANGERS
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.failover import Policy
+from pipeline.health import Policy
 from pipeline.settings import WorkerSettings
 
 

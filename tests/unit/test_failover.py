@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from pipeline.failover import Health, VenueHealth, choose, choose_active, outliers
+from pipeline.failover import choose, choose_active, outliers
+from pipeline.health import Health, VenueHealth
 from schemas.records import Latest, Leg, Quote, VenueQuote, VenueState
 from tests.conftest import Clock, worker_policy
 

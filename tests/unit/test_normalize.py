@@ -12,7 +12,7 @@ import pytest
 
 from connectors import registry
 from connectors.venues.base import Frame, FrameKind, WebsocketVenue, quote_id
-from pipeline.failover import Health, Policy, VenueHealth
+from pipeline.health import Health, Policy, VenueHealth
 from pipeline.normalize import Conversion, References, Route, Target, normalize, round8
 from schemas.errors import FrameError, UnknownSymbol
 from schemas.records import Leg, Quote, RawFrame

@@ -93,6 +93,23 @@ def _pick(
     return min(ready or candidates, key=by_rank), None
 
 
+def _why_new(
+    venue: str,
+    previous: Latest | None,
+    quotes: Mapping[str, Quote],
+    problems: Mapping[str, str | None],
+    policy: Policy,
+) -> str:
+    """Why ``venue`` is chosen now, when it is not the previous choice kept."""
+    previous_venue = previous.venue if previous is not None else None
+    if previous_venue is not None and previous_venue != venue:
+        return problems.get(previous_venue) or f"{previous_venue} has no quote"
+    better = sorted((v for v in quotes if policy.rank(v) < policy.rank(venue)), key=policy.rank)
+    if not better:
+        return "most preferred fresh venue"
+    return problems.get(better[0]) or f"{better[0]} healthy for less than {policy.hysteresis_s:g} s"
+
+
 def choose(
     direction: str,
     quotes: Mapping[str, Quote],
@@ -113,27 +130,13 @@ def choose(
         venue: VenueQuote(q.value, q.ts, q.received_at, venue in candidates)
         for venue, q in sorted(quotes.items())
     }
-    previous_venue = previous.venue if previous is not None else None
     if candidates:
         venue, back = _pick(candidates, previous, health, now, policy)
-        if venue == previous_venue and previous is not None and not previous.stale:
+        if previous is not None and venue == previous.venue and not previous.stale:
             reason, since = previous.reason, previous.since
         else:
+            reason = back or _why_new(venue, previous, quotes, problems, policy)
             since = now
-            if back is not None:
-                reason = back
-            elif previous_venue is not None and previous_venue != venue:
-                reason = problems.get(previous_venue) or f"{previous_venue} has no quote"
-            else:
-                better = sorted(
-                    (v for v in quotes if policy.rank(v) < policy.rank(venue)), key=policy.rank
-                )
-                reason = (
-                    problems.get(better[0])
-                    or f"{better[0]} healthy for less than {policy.hysteresis_s:g} s"
-                    if better
-                    else "most preferred fresh venue"
-                )
         chosen = quotes[venue]
         latest = Latest(
             direction=direction,

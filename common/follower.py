@@ -129,7 +129,8 @@ class Follower:
             for tp in tps:
                 consumer.seek(tp, kept.get(tp, tail_start(ends[tp], self.tails[tp.topic])))
         followed = sorted(topic for topic in self.tails if topic not in missing)
-        log.info("%s: following %s (%d partitions)", self.name, ", ".join(followed), len(tps))
+        if followed:
+            log.info("%s: following %s (%d partitions)", self.name, ", ".join(followed), len(tps))
         if missing:
             log.info("%s: waiting for %s to exist", self.name, ", ".join(sorted(missing)))
         return missing

@@ -18,7 +18,7 @@ from api.settings import ApiSettings
 from connectors.settings import ConnectorSettings
 from pipeline.settings import HistorySettings, WorkerSettings
 from rates.settings import StackSettings
-from schemas.settings import CommonSettings
+from schemas.settings import CommonSettings, PollSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -29,6 +29,7 @@ END = "<!-- settings:end -->"
 #: Settings classes in the order shown, with the processes that read them.
 SECTIONS: tuple[tuple[str, type[CommonSettings]], ...] = (
     ("every process", CommonSettings),
+    ("connector and worker", PollSettings),
     ("connector (`rates connect`)", ConnectorSettings),
     ("worker (`rates worker`)", WorkerSettings),
     ("history writer (`rates history`)", HistorySettings),

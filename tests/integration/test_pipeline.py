@@ -44,8 +44,8 @@ def test_rates_flow_from_the_simulator_to_the_api(
     ready_log = worker.wait_for("worker ready in", 60)
     ready_s = float(ready_log.split("worker ready in ")[1].split(" s")[0])
     print(f"worker ready in {ready_s} s")
-    # Started once the topics exist: api/feed.py does not see a topic created after its
-    # consumer started until aiokafka's next metadata refresh (5 min), a race seen here.
+    # Started once the topics exist (the feed would notice a topic created later, after up
+    # to 5 s: common/follower.py), so the API serves as soon as the worker publishes.
     procs.start("api", ["api"], env)
 
     # Binance quotes USDT markets: BTC and ETH count as USD, USDT-USD is USDC-USDT inverted;

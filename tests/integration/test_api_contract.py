@@ -25,7 +25,7 @@ import psutil
 import psycopg
 import pytest
 
-from api.v2 import RESUME_MARGIN_MS
+from api.stream import RESUME_MARGIN_MS
 from benchmarks.apiserver import (
     PRICES,
     ApiProcess,

@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Request
 
 from api.feed import FeedState
 from api.history import History
+from api.params import Directions, parse_directions
 from api.render.v1 import V1Answers
 from api.settings import ApiSettings
 from api.snapshot import Snapshot
@@ -85,6 +86,14 @@ async def _now(state: State) -> datetime:
 
 
 CurrentSnapshot = Annotated[Snapshot, Depends(_snapshot)]
+
+
+async def _asked(snapshot: CurrentSnapshot, direction: Directions = None) -> list[str]:
+    """The ``direction`` parameter, validated against the configured directions."""
+    return parse_directions(direction, snapshot.directions)
+
+
+AskedDirections = Annotated[list[str], Depends(_asked)]
 CachedV1 = Annotated[V1Answers, Depends(_v1)]
 Settings = Annotated[ApiSettings, Depends(_settings)]
 Feed = Annotated[FeedState, Depends(_feed)]

@@ -7,12 +7,11 @@ from fastapi.responses import StreamingResponse
 
 from api import models
 from api.answers import Answer, respond
-from api.dependencies import Clock, CurrentSnapshot, HistoryStore, Now, Settings
+from api.dependencies import AskedDirections, Clock, CurrentSnapshot, HistoryStore, Now, Settings
 from api.history import make_query
 from api.models import NOT_MODIFIED, UNKNOWN_DIRECTION, CoursesV2, HistoryPage, VenuesV2
 from api.params import (
     DEFAULT_LIMIT,
-    Directions,
     HistoryDirection,
     IfNoneMatch,
     LastEventId,
@@ -20,7 +19,6 @@ from api.params import (
     PageCursor,
     Since,
     Until,
-    parse_directions,
     parse_history_direction,
 )
 from api.render.v2 import courses_v2, venues_v2
@@ -45,12 +43,8 @@ router = APIRouter(prefix="/api/v2", tags=["v2"], responses=models.INVALID)
     },
 )
 async def courses(
-    snapshot: CurrentSnapshot,
-    now: Now,
-    direction: Directions = None,
-    if_none_match: IfNoneMatch = None,
+    snapshot: CurrentSnapshot, now: Now, wanted: AskedDirections, if_none_match: IfNoneMatch = None
 ) -> Response:
-    wanted = parse_directions(direction, snapshot.directions)
     return respond(Answer.ok(courses_v2(snapshot, wanted, now)), if_none_match)
 
 
@@ -83,10 +77,9 @@ async def stream(
     snapshot: CurrentSnapshot,
     settings: Settings,
     clock: Clock,
-    direction: Directions = None,
+    wanted: AskedDirections,
     last_event_id: LastEventId = None,
 ) -> Response:
-    wanted = parse_directions(direction, snapshot.directions)
     events = course_events(snapshot, wanted, last_event_id, settings.api_stream_max_s, clock)
     return StreamingResponse(
         events,

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from rates.settings import StackSettings
-from rates.stack import (
+from rates.plan import (
     RATES,
     Addresses,
     Answers,
@@ -21,6 +20,7 @@ from rates.stack import (
     Source,
     plan,
 )
+from rates.settings import StackSettings
 
 STATE = Path("/srv/rates")
 EMBEDDED = Addresses(STATE, kafka_port=9100, postgres_port=9200)

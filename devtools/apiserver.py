@@ -165,11 +165,13 @@ def run_api(
     if cpu is not None:
         argv = ["taskset", "-c", str(cpu), *argv]
     env = clean_env(
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        RATES_TOPIC_PREFIX=prefix,
-        API_PORT=str(port),
-        LOG_LEVEL="WARNING",
-        **settings,
+        **{
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "RATES_TOPIC_PREFIX": prefix,
+            "API_PORT": str(port),
+            "LOG_LEVEL": "WARNING",
+            **settings,
+        }
     )
     with running("api", argv, env, log, timeout_s=15) as proc:
         api = ApiProcess(proc.name, proc.popen, log, f"http://127.0.0.1:{port}")

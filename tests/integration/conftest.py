@@ -30,6 +30,19 @@ def logs_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    """RATES_STATE_DIR of one `rates up`, outside pytest's base directory.
+
+    The embedded PostgreSQL runs as another user when we are root and needs every ancestor
+    of its data searchable; pytest resets its own base (/tmp/pytest-of-<user>) to 0700 at
+    the start of any session of the same user, which would lock it out mid-test.
+    """
+    path = Path(tempfile.mkdtemp(prefix="cp-state-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def kafka(logs_dir: Path) -> Iterator[str]:
     """A Tansu broker on a free loopback port: its bootstrap address."""

@@ -176,13 +176,13 @@ def test_replay_refuses_bad_arguments_clearly(tmp_path: Path, kafka: str) -> Non
     assert result.returncode == 2 and "RFC 3339" in result.stderr
 
 
-def test_up_runs_the_whole_stack_on_the_shipped_recording(tmp_path: Path, procs: Procs) -> None:
+def test_up_runs_the_whole_stack_on_the_shipped_recording(state_dir: Path, procs: Procs) -> None:
     recording = Recording(SAMPLE)
     assert recording.header.venues, "the shipped recording names its venues"
     recording.close()
     api, history_metrics = free_port(), free_port()
     env = clean_env(
-        RATES_STATE_DIR=str(tmp_path / "state"),
+        RATES_STATE_DIR=str(state_dir),
         API_PORT=str(api),
         HISTORY_METRICS_PORT=str(history_metrics),
     )

@@ -30,11 +30,11 @@ def children_named(parent: psutil.Process) -> dict[str, psutil.Process]:
     return found
 
 
-def test_up_serves_restarts_and_stops_cleanly(tmp_path: Path, procs: Procs) -> None:
+def test_up_serves_restarts_and_stops_cleanly(state_dir: Path, procs: Procs) -> None:
     api, connector_metrics, worker_metrics = free_port(), free_port(), free_port()
     base = f"http://127.0.0.1:{api}"
     env = clean_env(
-        RATES_STATE_DIR=str(tmp_path / "state"),
+        RATES_STATE_DIR=str(state_dir),
         API_PORT=str(api),
         CONNECTOR_METRICS_PORT=str(connector_metrics),
         WORKER_METRICS_PORT=str(worker_metrics),

@@ -55,7 +55,7 @@ bench: install ## run the benchmarks; numbers are printed and saved in bench-res
 	$(BIN)/python -m benchmarks
 
 recording: install ## regenerate recordings/sample.jsonl.gz from the simulator (about 2 min)
-	$(BIN)/python scripts/make_recording.py
+	$(BIN)/python -m scripts.make_recording
 
 clean: ## remove the virtualenv, caches and local state (.rates)
 	rm -rf $(VENV) .rates .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -10,33 +10,27 @@ import httpx
 import orjson
 from jsonschema import Draft202012Validator
 
+from devtools.environment import clean_env
+from devtools.processes import Procs
+from devtools.waiting import wait_until
 from rates.embedded import free_port
 from schemas import schema_files
 from schemas.topics import Topics
 from tests.integration.harness import (
-    Procs,
     SimHandle,
-    clean_env,
+    api_base,
     courses,
+    pipeline_env,
     read_topics,
     unique_prefix,
-    wait_until,
 )
 
 
 def test_rates_flow_from_the_simulator_to_the_api(
     kafka: str, simulator: SimHandle, procs: Procs
 ) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = clean_env(
-        KAFKA_BOOTSTRAP_SERVERS=kafka,
-        RATES_TOPIC_PREFIX=unique_prefix(),
-        RATES_STATE_DIR=str(procs.directory / "state"),
-        API_PORT=str(port),
-        RATES_VENUES="binance",
-        **simulator.env,
-    )
+    env = pipeline_env(kafka, procs, RATES_VENUES="binance", **simulator.env)
+    base = api_base(env)
     procs.start("connect", ["connect", "binance"], env)
     worker = procs.start("worker", ["worker"], env)
 

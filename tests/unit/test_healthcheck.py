@@ -1,4 +1,4 @@
-"""`rates healthcheck`: the verdicts on each process's answer, and which process a container runs."""
+"""`rates healthcheck`: the verdict on each process's answer; the process a container runs."""
 
 from __future__ import annotations
 

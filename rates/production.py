@@ -145,21 +145,25 @@ class Topology:
             apis=tuple(embedded.free_port() for _ in range(settings.production_api_replicas)),
         )
 
-    def targets(self) -> dict[str, list[str]]:
-        """Prometheus' targets, by the job names of compose/prometheus.yml."""
+    def ports(self) -> dict[str, tuple[int, ...]]:
+        """Each `rates` process's ports, in start order, by its subcommand."""
         return {
-            "connect": [_address(self.connector)],
-            "worker": [_address(p) for p in self.workers],
-            "history": [_address(self.history)],
-            "api": [_address(p) for p in self.apis],
+            "connect": (self.connector,),
+            "worker": self.workers,
+            "history": (self.history,),
+            "api": self.apis,
         }
+
+    def targets(self) -> dict[str, list[str]]:
+        """Prometheus' targets, by job: compose/prometheus.yml names its jobs by subcommand."""
+        return {process: [_address(p) for p in ports] for process, ports in self.ports().items()}
 
     def checks(self) -> list[healthcheck.Check]:
         """Every process's healthcheck, as compose.yaml runs them."""
         return [
-            healthcheck.check(job, LOOPBACK, int(address.rsplit(":", 1)[1]))
-            for job, addresses in self.targets().items()
-            for address in addresses
+            healthcheck.check(process, LOOPBACK, port)
+            for process, ports in self.ports().items()
+            for port in ports
         ]
 
 
@@ -205,6 +209,17 @@ def write_configs(topology: Topology, directory: Path) -> tuple[Path, Path]:
     return main, prometheus
 
 
+#: The setting that tells each `rates` process of the topology its port.
+_PORT_SETTING = {
+    "connect": "CONNECTOR_METRICS_PORT",
+    "worker": "WORKER_METRICS_PORT",
+    "history": "HISTORY_METRICS_PORT",
+    "api": "API_PORT",
+}
+#: Seconds a process gets to stop before SIGKILL (the writers flush what they hold).
+_GRACE_S = {"worker": 10.0, "history": 10.0}
+
+
 def children(
     topology: Topology,
     tools: Tools,
@@ -214,52 +229,20 @@ def children(
     database: tuple[str, ...] = (),
 ) -> list[ChildSpec]:
     """The processes started after the broker, PostgreSQL and the simulator, in order."""
+    specs = []
+    for process, ports in topology.ports().items():
+        for index, port in enumerate(ports, 1):
+            specs.append(
+                ChildSpec(
+                    process if len(ports) == 1 else f"{process}{index}",
+                    (*RATES, process),
+                    env={**env, _PORT_SETTING[process]: str(port)},
+                    depends_on=depends_on + (database if process == "history" else ()),
+                    grace_s=_GRACE_S.get(process, 5.0),
+                )
+            )
     nginx_conf, prometheus_yml = configs
-    specs = [
-        ChildSpec(
-            "connect",
-            (*RATES, "connect"),
-            env={**env, "CONNECTOR_METRICS_PORT": str(topology.connector)},
-            depends_on=depends_on,
-            grace_s=5.0,
-        )
-    ]
-    for index, port in enumerate(topology.workers, 1):
-        specs.append(
-            ChildSpec(
-                f"worker{index}",
-                (*RATES, "worker"),
-                env={**env, "WORKER_METRICS_PORT": str(port)},
-                depends_on=depends_on,
-            )
-        )
-    specs.append(
-        ChildSpec(
-            "history",
-            (*RATES, "history"),
-            env={**env, "HISTORY_METRICS_PORT": str(topology.history)},
-            depends_on=depends_on + database,
-            grace_s=10.0,
-        )
-    )
-    for index, port in enumerate(topology.apis, 1):
-        specs.append(
-            ChildSpec(
-                f"api{index}",
-                (*RATES, "api"),
-                env={**env, "API_HOST": LOOPBACK, "API_PORT": str(port)},
-                depends_on=depends_on,
-                grace_s=5.0,
-            )
-        )
-    specs.append(
-        ChildSpec(
-            "nginx",
-            (tools.nginx, "-p", str(nginx_conf.parent), "-c", str(nginx_conf)),
-            env=env,
-            grace_s=5.0,
-        )
-    )
+    nginx_argv = (tools.nginx, "-p", str(nginx_conf.parent), "-c", str(nginx_conf))
     prometheus_argv = (
         tools.prometheus,
         f"--config.file={prometheus_yml}",
@@ -267,6 +250,7 @@ def children(
         f"--web.listen-address={_address(topology.prometheus)}",
         "--log.level=warn",
     )
+    specs.append(ChildSpec("nginx", nginx_argv, env=env, grace_s=5.0))
     specs.append(ChildSpec("prometheus", prometheus_argv, env=env, grace_s=5.0))
     return specs
 

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -93,10 +94,12 @@ def unique_v1(tag: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
+def production(request: pytest.FixtureRequest) -> Iterator[Production]:
     # What `make production-local` needs from Debian (CI starts on a clean machine).
     subprocess.run(["make", "-s", "production-tools"], cwd=ROOT, check=True, timeout=900)
-    directory = tmp_path_factory.mktemp("production")
+    # Not under pytest's temporary root: every pytest session (anyone's) makes that 0700
+    # again, and nginx's workers (nobody, when we are root) must keep reaching the cache.
+    directory = Path(tempfile.mkdtemp(prefix="cp-prod-"))
     env = clean_env(
         RATES_STATE_DIR=str(directory / "state"),
         PRODUCTION_NGINX_PORT=str(free_port()),
@@ -114,6 +117,7 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
             stderr=subprocess.STDOUT,
         )
     stack = Production(popen, log)
+    failed_before = request.session.testsfailed
     where = directory / "state" / "production" / "production.json"
     try:
 
@@ -138,9 +142,14 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
             popen.kill()
             popen.wait()
             raise
+        output = stack.output()
+        if request.session.testsfailed == failed_before:
+            shutil.rmtree(directory, ignore_errors=True)
+        else:
+            print(f"production-local's log and state kept in {directory}")
         # Ctrl-C stops everything, cleanly.
-        assert code == 0, stack.output()[-4000:]
-        assert "Traceback" not in stack.output(), stack.output()[-4000:]
+        assert code == 0, output[-4000:]
+        assert "Traceback" not in output, output[-4000:]
 
 
 def test_nginx_balances_requests_over_both_api_processes(production: Production) -> None:

@@ -347,3 +347,57 @@ def test_the_dashboard_uses_only_declared_metrics() -> None:
     used = {name for expr in exprs for name in re.findall(r"\brates_[a-z_]+", expr)}
     assert used, exprs
     assert used <= declared_metrics(), used - declared_metrics()
+
+
+# -- production-local: the same topology, as local processes --------------------------------------
+
+
+def test_production_local_runs_every_process_of_the_topology_on_its_port() -> None:
+    topology = production.Topology(
+        nginx=8080, prometheus=9090, connector=1, history=2, workers=(3, 4), apis=(5, 6)
+    )
+    tools = production.Tools(nginx="/usr/sbin/nginx", prometheus="/usr/bin/prometheus")
+    configs = (Path("/s/nginx/nginx.conf"), Path("/s/prometheus.yml"))
+    specs = production.children(topology, tools, {"X": "1"}, configs, ("kafka",), ("postgres",))
+    names = [spec.name for spec in specs]
+    assert names == [
+        *("connect", "worker1", "worker2", "history", "api1", "api2"),
+        *("nginx", "prometheus"),
+    ]
+    ports = {
+        spec.name: {k: v for k, v in (spec.env or {}).items() if k.endswith("PORT")}
+        for spec in specs[:6]
+    }
+    assert ports == {
+        "connect": {"CONNECTOR_METRICS_PORT": "1"},
+        "worker1": {"WORKER_METRICS_PORT": "3"},
+        "worker2": {"WORKER_METRICS_PORT": "4"},
+        "history": {"HISTORY_METRICS_PORT": "2"},
+        "api1": {"API_PORT": "5"},
+        "api2": {"API_PORT": "6"},
+    }
+    for spec in specs[:6]:
+        assert build_parser().parse_args(list(spec.argv[3:])).command == spec.argv[3]
+        assert spec.depends_on == (("kafka", "postgres") if spec.name == "history" else ("kafka",))
+    assert specs[6].argv == ("/usr/sbin/nginx", "-p", "/s/nginx", "-c", "/s/nginx/nginx.conf")
+    assert "--web.listen-address=127.0.0.1:9090" in specs[7].argv
+    assert "--config.file=/s/prometheus.yml" in specs[7].argv
+    # Prometheus scrapes exactly these processes, by the job names of compose/prometheus.yml.
+    assert topology.targets()["worker"] == ["127.0.0.1:3", "127.0.0.1:4"]
+    assert [(c.process, c.port) for c in topology.checks()] == [
+        ("connect", 1),
+        ("worker", 3),
+        ("worker", 4),
+        ("history", 2),
+        ("api", 5),
+        ("api", 6),
+    ]
+
+
+def test_the_nginx_frame_keeps_every_file_of_a_run_in_its_directory() -> None:
+    frame = production.nginx_main_config(Path("/s/nginx"), Path("/s/nginx/default.conf"))
+    assert "daemon off;" in frame
+    assert 'pid "/s/nginx/nginx.pid";' in frame
+    assert 'include "/s/nginx/default.conf";' in frame
+    paths = re.findall(r'_temp_path "([^"]+)"', frame)
+    assert len(paths) == 5 and all(p.startswith("/s/nginx/tmp/") for p in paths)

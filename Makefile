@@ -30,13 +30,15 @@ demo: install ## run the whole pipeline against the local venue simulator (no in
 production-local: install production-tools ## the production topology without Docker: nginx :8080, Prometheus :9090
 	$(BIN)/rates production-local
 
+# RUNLEVEL=1: the packages' own services (nginx on :80, Prometheus on :9090) are not started.
 production-tools: ## install Debian's nginx and Prometheus when missing (production-local, its test)
 	@missing=""; for tool in nginx prometheus; do \
 		PATH="$$PATH:/usr/sbin:/sbin" command -v $$tool >/dev/null || missing="$$missing $$tool"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian's$$missing"; \
-		(apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+		(export DEBIAN_FRONTEND=noninteractive RUNLEVEL=1; apt-get update -qq \
+			&& apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
 			|| { echo "cannot install$$missing: apt-get install$$missing"; exit 1; }; \
 	fi
 

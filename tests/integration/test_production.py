@@ -152,6 +152,42 @@ def production(request: pytest.FixtureRequest) -> Iterator[Production]:
         assert "Traceback" not in output, output[-4000:]
 
 
+def test_a_non_editable_install_finds_its_migrations(tmp_path: Path) -> None:
+    """What the Dockerfile builds and installs: the wheel of what its builder stage copies."""
+    builder = (ROOT / "compose" / "Dockerfile").read_text().split("\nFROM ")[1]
+    source = tmp_path / "src"
+    for line in re.findall(r"^COPY (.+)$", builder, re.MULTILINE):
+        *names, destination = line.split()
+        for name in names:
+            into = source / destination
+            if destination.endswith("/"):
+                into = into / name
+            if (ROOT / name).is_dir():
+                shutil.copytree(ROOT / name, into, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                into.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(ROOT / name, into)
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheels), str(source)], check=True)
+    (wheel,) = wheels.glob("currency_pairs-*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True)
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import rates.migrate as m; "
+        "print(m.__file__); print(*sorted(p.name for p in m.MIGRATIONS.glob('*.sql')))"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe, str(site)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert shown[0].startswith(str(site)), shown
+    checkout = sorted(p.name for p in (ROOT / "migrations").glob("*.sql"))
+    assert shown[1].split() == checkout
+
+
 def test_nginx_balances_requests_over_both_api_processes(production: Production) -> None:
     before = [production.requests_served(api) for api in production.apis]
     count = 40
@@ -219,26 +255,25 @@ def test_rates_healthcheck_tells_each_live_process(production: Production) -> No
         "history": "HISTORY_METRICS_PORT",
         "api": "API_PORT",
     }
-    for process, addresses in production.where["targets"].items():
-        for address in addresses:
-            port = address.rsplit(":", 1)[1]
-            result = subprocess.run(
-                [sys.executable, "-m", "rates", "healthcheck", process],
-                env=clean_env(**{setting[process]: port}),
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            assert (result.returncode, result.stdout) == (0, f"{process}: healthy\n"), result
-    nobody = subprocess.run(
-        [sys.executable, "-m", "rates", "healthcheck", "api"],
-        env=clean_env(API_PORT=str(free_port())),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert nobody.returncode == 1
-    assert "api: unhealthy: " in nobody.stdout
+    asked = [
+        (process, address.rsplit(":", 1)[1], f"{process}: healthy\n", 0)
+        for process, addresses in production.where["targets"].items()
+        for address in addresses
+    ]
+    asked.append(("api", str(free_port()), "api: unhealthy: ", 1))  # nobody listens there
+    running = [
+        subprocess.Popen(
+            [sys.executable, "-m", "rates", "healthcheck", process],
+            env=clean_env(**{setting[process]: port}),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for process, port, _, _ in asked
+    ]
+    for (process, port, said, code), proc in zip(asked, running, strict=True):
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == code, (process, port, out)
+        assert out.startswith(said), (process, port, out)
 
 
 def dashboard_queries() -> list[tuple[str, str]]:
@@ -358,39 +393,3 @@ def test_a_dead_api_process_costs_a_handful_of_requests(production: Production) 
         60,
         "the restarted API process to answer",
     )
-
-
-def test_a_non_editable_install_finds_its_migrations(tmp_path: Path) -> None:
-    """What the Dockerfile builds and installs: the wheel of what its builder stage copies."""
-    builder = (ROOT / "compose" / "Dockerfile").read_text().split("\nFROM ")[1]
-    source = tmp_path / "src"
-    for line in re.findall(r"^COPY (.+)$", builder, re.MULTILINE):
-        *names, destination = line.split()
-        for name in names:
-            into = source / destination
-            if destination.endswith("/"):
-                into = into / name
-            if (ROOT / name).is_dir():
-                shutil.copytree(ROOT / name, into, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                into.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(ROOT / name, into)
-    wheels, site = tmp_path / "wheels", tmp_path / "site"
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheels), str(source)], check=True)
-    (wheel,) = wheels.glob("currency_pairs-*.whl")
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True)
-    probe = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import rates.migrate as m; "
-        "print(m.__file__); print(*sorted(p.name for p in m.MIGRATIONS.glob('*.sql')))"
-    )
-    shown = subprocess.run(
-        [sys.executable, "-c", probe, str(site)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    assert shown[0].startswith(str(site)), shown
-    checkout = sorted(p.name for p in (ROOT / "migrations").glob("*.sql"))
-    assert shown[1].split() == checkout

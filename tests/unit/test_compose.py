@@ -248,6 +248,9 @@ def test_compose_fills_in_every_name_of_the_nginx_template(stack: dict[str, Any]
     assert nginx["volumes"] == [
         "./compose/nginx/default.conf.template:/etc/nginx/templates/default.conf.template:ro"
     ]
+    # `resolve` in an upstream (re-resolving the replicas) came with nginx 1.27.3.
+    version = re.fullmatch(r"nginx:(\d+)\.(\d+)\.(\d+)-alpine", nginx["image"])
+    assert version and tuple(map(int, version.groups())) >= (1, 27, 3), nginx["image"]
     site = production.fill_template(template, nginx["environment"])
     assert "${" not in site
     assert "listen 80;" in site

@@ -121,7 +121,7 @@ def run_as(user: str | None) -> RunAs:
     return RunAs(user, pwd.getpwnam(user).pw_gid, [])
 
 
-def _let_user_traverse(path: Path) -> None:
+def let_user_traverse(path: Path) -> None:
     """Give others search (x) permission on every ancestor, so the run user can reach path."""
     for parent in [path, *path.parents]:
         mode = parent.stat().st_mode
@@ -137,8 +137,8 @@ def prepare_pgdata(pgdata: Path) -> str | None:
     if user is not None:
         entry = pwd.getpwnam(user)
         os.chown(pgdata, entry.pw_uid, entry.pw_gid)
-        _let_user_traverse(pgdata.parent)
-        _let_user_traverse(postgres_bin())
+        let_user_traverse(pgdata.parent)
+        let_user_traverse(postgres_bin())
     pgdata.chmod(0o700)
     pid_file = pgdata / "postmaster.pid"
     if pid_file.exists():

@@ -199,6 +199,40 @@ def _replayer(
     return Child("replay", argv, env, deps, grace_s=5.0)
 
 
+@dataclass(frozen=True)
+class Services:
+    """The broker, the database and (on the simulator) the simulator: steps and addresses."""
+
+    steps: tuple[Step, ...]
+    #: What every later child gets on top of the inherited environment.
+    env: Mapping[str, str]
+    bootstrap: str
+    database_url: str
+    #: The children whose restart restarts the pipeline's consumers (the embedded broker).
+    kafka: tuple[str, ...]
+    #: The children whose restart restarts the history writer (the embedded PostgreSQL).
+    database: tuple[str, ...]
+
+
+def services(
+    settings: StackSettings, venues: Sequence[str], addresses: Addresses, simulator: bool
+) -> Services:
+    """The steps every stack starts with, before its own processes."""
+    base = {"RATES_STATE_DIR": str(addresses.state_dir), "RATES_VENUES": ",".join(venues)}
+    broker = _broker(settings, venues, addresses.kafka_port, base)
+    with_broker = {**base, "KAFKA_BOOTSTRAP_SERVERS": broker.address}
+    database = _database(settings, addresses, with_broker)
+    env = {**with_broker, "DATABASE_URL": database.address}
+    steps: list[Step] = [*broker.steps, *database.steps]
+    if simulator:
+        ports = addresses.state_dir / "simulator.json"
+        argv = (*RATES, "simulate", "--ports-file", str(ports))
+        steps.append(Child("simulator", argv, env, ready=PortsWritten(ports), grace_s=5.0))
+    return Services(
+        tuple(steps), env, broker.address, database.address, broker.depends, database.depends
+    )
+
+
 def plan(
     settings: StackSettings,
     source: Source,
@@ -208,25 +242,17 @@ def plan(
     speed: float | None = 1.0,
 ) -> Plan:
     """The steps of ``rates up`` in start order (each child ready before the next starts)."""
-    base = {"RATES_STATE_DIR": str(addresses.state_dir), "RATES_VENUES": ",".join(venues)}
-    broker = _broker(settings, venues, addresses.kafka_port, base)
-    with_broker = {**base, "KAFKA_BOOTSTRAP_SERVERS": broker.address}
-    database = _database(settings, addresses, with_broker)
-    env = {**with_broker, "DATABASE_URL": database.address}
-    kafka = broker.depends
-    steps: list[Step] = [*broker.steps, *database.steps]
-    if source == "simulator":
-        ports = addresses.state_dir / "simulator.json"
-        argv = (*RATES, "simulate", "--ports-file", str(ports))
-        steps.append(Child("simulator", argv, env, ready=PortsWritten(ports), grace_s=5.0))
+    found = services(settings, venues, addresses, simulator=source == "simulator")
+    env, kafka = found.env, found.kafka
+    steps: list[Step] = list(found.steps)
     if source != "replay":
         steps.append(Child("connect", (*RATES, "connect", *venues), env, kafka, grace_s=5.0))
     steps += _workers(settings, env, kafka)
-    steps.append(Child("history", (*RATES, "history"), env, kafka + database.depends, grace_s=10.0))
+    steps.append(Child("history", (*RATES, "history"), env, kafka + found.database, grace_s=10.0))
     api = f"http://{settings.api_host}:{settings.api_port}"
     ready = Answers(f"{api}/healthz", "API")
     steps.append(Child("api", (*RATES, "api"), env, kafka, ready=ready, grace_s=5.0))
     if recording is not None:
         # Last, so that the API serves from the first replayed frame on.
         steps.append(_replayer(settings, recording, speed, env, kafka))
-    return Plan(tuple(steps), broker.address, database.address, api)
+    return Plan(tuple(steps), found.bootstrap, found.database_url, api)

@@ -88,7 +88,7 @@ async def _poll(check: Callable[[], bool], what: str, timeout_s: float = 60.0) -
         await asyncio.sleep(0.2)
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
             return bool(response.status == 200)
@@ -113,7 +113,7 @@ async def wait_ready(ready: Ready) -> None:
         case PortsWritten(path, timeout_s):
             await _poll(path.exists, "simulator", timeout_s)
         case Answers(url, what, timeout_s):
-            await _poll(functools.partial(_http_ok, url), what, timeout_s)
+            await _poll(functools.partial(http_ok, url), what, timeout_s)
 
 
 async def _start(sup: Supervisor, child: Child, exported: dict[str, str]) -> None:
@@ -172,8 +172,8 @@ async def up(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, sup.request_stop)
     try:
-        await _unless_stopped(sup, start(sup, stack.steps))
-    except _Stopped:
+        await unless_stopped(sup, start(sup, stack.steps))
+    except Stopped:
         await sup.stop_all()
         return 0
     except (RatesError, OSError):
@@ -191,11 +191,11 @@ async def up(
     return code
 
 
-class _Stopped(Exception):
+class Stopped(Exception):
     """Ctrl-C arrived while the stack was starting."""
 
 
-async def _unless_stopped(sup: Supervisor, starting: Coroutine[Any, Any, None]) -> None:
+async def unless_stopped(sup: Supervisor, starting: Coroutine[Any, Any, None]) -> None:
     """Run the start-up, abandoning it if a stop is requested meanwhile."""
     task = asyncio.ensure_future(starting)
     stop = asyncio.ensure_future(sup.stop_requested())
@@ -205,5 +205,5 @@ async def _unless_stopped(sup: Supervisor, starting: Coroutine[Any, Any, None]) 
         stop.cancel()
     if task not in done:
         task.cancel()
-        raise _Stopped
+        raise Stopped
     task.result()

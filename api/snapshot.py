@@ -72,6 +72,7 @@ class Snapshot:
         self.updated_at = self.clock()
         key = record.direction
         previous = self.active if key == ACTIVE_KEY else self.latest.get(key)
+        record = record.onto(previous)
         if previous == record:
             return False
         if key == ACTIVE_KEY:

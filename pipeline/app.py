@@ -27,6 +27,7 @@ from pipeline.normalize import Conversion, Normalized, Normalizer
 from pipeline.settings import WorkerSettings
 from schemas.errors import FrameError, RecordError, UnknownSymbol
 from schemas.records import Latest, Quote, RawFrame
+from schemas.topics import ACTIVE_KEY
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ def faust_app(settings: WorkerSettings) -> faust.App:
         # Standbys (like GlobalTable) stop converging with two workers (faust-streaming #283).
         table_standby_replicas=0,
         producer_acks=-1,
-        producer_linger=0.001,
+        producer_linger=settings.kafka_linger_ms / 1000,
+        producer_compression_type=settings.compression_type,
         web_enabled=False,
     )
     workarounds.lower_fetch_max_wait(app, settings.kafka_fetch_max_wait_ms)
@@ -167,8 +169,13 @@ class Pipeline:
                 await self.publish(self.rates.decide(direction, now), "timer")
 
     async def republish_active(self) -> None:
-        """The active venue (key ``*``), from the consumer group's leader only."""
-        if self.deciding():
+        """The active venue (key ``*``), from the consumer group's leader only.
+
+        Not before some direction's rate is on rates.latest: a worker that just started on
+        an empty broker (a new one, after a recycle) would otherwise announce that no venue
+        is fresh, and the API would answer 503 until the rates arrive.
+        """
+        if self.deciding() and self.rates.seen_rates():
             await self.publish(self.rates.active(self.clock()), "timer")
 
     async def on_latest(self, record: Latest) -> None:
@@ -209,7 +216,11 @@ class Pipeline:
             metrics.QUOTES.labels(quote.venue, quote.direction).inc()
 
     async def publish(self, latest: Latest, trigger: str) -> None:
-        await self.latest_topic.send(key=latest.direction.encode(), value=latest.to_json())
+        """A change of a rate carries only the chosen venue's quote; the timer's record has
+        every venue's (rates.latest readers merge the two: ``Latest.onto``)."""
+        partial = trigger == "change" and latest.direction != ACTIVE_KEY
+        record = latest.change() if partial else latest
+        await self.latest_topic.send(key=latest.direction.encode(), value=record.to_json())
         metrics.LATEST_PUBLISHED.labels(trigger).inc()
 
     def skip(self, skipped: Skipped) -> None:

@@ -71,7 +71,8 @@ class Broadcast:
             elif kind == "reference":
                 self.references.update(Quote.from_json(value))
             else:
-                latest = Latest.from_json(value)
+                record = Latest.from_json(value)
+                latest = record.onto(self.latest.get(record.direction))
                 self.latest[latest.direction] = latest
                 return None if latest.direction == ACTIVE_KEY else latest
         except RecordError as exc:

@@ -119,6 +119,10 @@ class LatestRates:
         active = self.active(now)
         return active if current is None or current.venue != active.venue else None
 
+    def seen_rates(self) -> bool:
+        """Whether rates.latest holds some direction's record (the active venue's view)."""
+        return any(direction != ACTIVE_KEY for direction in self.broadcast.latest)
+
     def active(self, now: datetime) -> Latest:
         """The active venue, from every direction's last record on rates.latest.
 
@@ -151,7 +155,10 @@ class DurableBooks:
 
     A worker taking over a direction (after a rebalance) recovers its book from the table,
     here and only here. The table is written at most once per ``write_interval_s`` per
-    direction: Tansu never compacts the changelog, and a takeover replays all of it.
+    direction, and only when the book changed: Tansu never compacts the changelog, keeps it
+    in memory, and a takeover replays all of it. A copy a few seconds old is enough: the new
+    owner also reads rates.normalized again from the last committed offset, and a venue's
+    next quote replaces an older one in the book.
     """
 
     def __init__(
@@ -166,6 +173,8 @@ class DurableBooks:
         self.write_interval_s = write_interval_s
         self.monotonic = monotonic
         self._written: dict[str, float] = {}
+        #: Directions whose book changed since it was last written.
+        self._dirty: set[str] = set()
 
     def recover(self, direction: str) -> bool:
         """Whether this worker holds the direction's book, recovering it from the table."""
@@ -185,10 +194,15 @@ class DurableBooks:
         """
         direction = quote.direction
         self.recover(direction)
+        before = self.rates.books.get(direction, {}).get(quote.venue)
         latest = self.rates.add(quote, now)
+        book = self.rates.books[direction]
+        if book[quote.venue] is not before:
+            self._dirty.add(direction)
         tick = self.monotonic()
-        if tick - self._written.get(direction, -float("inf")) >= self.write_interval_s:
-            book = self.rates.books[direction]
+        due = tick - self._written.get(direction, -float("inf")) >= self.write_interval_s
+        if due and direction in self._dirty:
             self.table[direction] = {venue: q.to_dict() for venue, q in book.items()}
             self._written[direction] = tick
+            self._dirty.discard(direction)
         return latest

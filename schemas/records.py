@@ -8,7 +8,7 @@ Changes within a version are additive: unknown fields are ignored on decode.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Self, cast, get_args
@@ -302,6 +302,11 @@ class Latest:
 
     The record keyed ``*`` names the active venue for v1: its ``venue`` is the choice and
     its value fields are null.
+
+    ``quotes`` holds every venue's quote in a complete record (the periodic republish); a
+    record published on a change of the rate carries only the chosen venue's quote and
+    ``quotes_complete`` false: the other venues' quotes are those of the last complete record
+    (:meth:`onto` merges it). A record without the field is complete.
     """
 
     direction: str
@@ -315,6 +320,21 @@ class Latest:
     quotes: Mapping[str, VenueQuote] = field(default_factory=dict)
     #: The legs of the chosen quote when it is derived (X-RUB), else None.
     derived_from: tuple[Leg, ...] | None = None
+    #: False: ``quotes`` holds only the chosen venue's quote (a change record).
+    quotes_complete: bool = True
+
+    def onto(self, previous: Latest | None) -> Latest:
+        """This record as a complete one: a change record takes the other venues' quotes from
+        ``previous`` (the last record of the direction), a complete record stands alone."""
+        if self.quotes_complete or previous is None:
+            return self
+        quotes = {**previous.quotes, **self.quotes}
+        return replace(self, quotes=dict(sorted(quotes.items())), quotes_complete=True)
+
+    def change(self) -> Latest:
+        """The change record of this rate: only the chosen venue's quote."""
+        chosen = {v: q for v, q in self.quotes.items() if v == self.venue}
+        return replace(self, quotes=chosen, quotes_complete=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -328,6 +348,7 @@ class Latest:
             "reason": self.reason,
             "since": _opt(format_time, self.since),
             "quotes": {venue: q.to_dict() for venue, q in self.quotes.items()},
+            "quotes_complete": self.quotes_complete,
             "derived_from": _legs_out(self.derived_from),
         }
 
@@ -354,6 +375,7 @@ class Latest:
             since=f.opt_time("since"),
             quotes=quotes,
             derived_from=_legs_in(f),
+            quotes_complete=f.boolean("quotes_complete") if "quotes_complete" in f.data else True,
         )
 
 

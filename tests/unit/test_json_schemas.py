@@ -26,6 +26,14 @@ RECORDS: list[tuple[str, Any]] = [
             {"kraken": VenueQuote(Decimal("1.5"), T, T, True)}, LEGS,
         ),
     ),
+    (
+        "rates.latest",
+        Latest(
+            "BTC-USD", "kraken", Decimal("1.5"), T, T, False, "preferred", T,
+            {"kraken": VenueQuote(Decimal("1.5"), T, T, True),
+             "okx": VenueQuote(Decimal("1.6"), T, T, True)},
+        ).change(),
+    ),
     ("rates.latest", Latest("*", "kraken", None, None, None, False, "fresh in 8 of 8", T)),
     ("venues.status", VenueStatus("kraken", "up", T, T, "receiving data")),
 ]  # fmt: skip

@@ -137,3 +137,31 @@ def test_venue_status_state_is_checked() -> None:
     wire["state"] = "sleepy"
     with pytest.raises(RecordError, match="state"):
         VenueStatus.from_json(orjson.dumps(wire))
+
+
+def test_a_change_record_carries_the_chosen_quote_and_merges_onto_the_last_one() -> None:
+    def vq(value: str) -> VenueQuote:
+        return VenueQuote(Decimal(value), T, T, True)
+
+    full = Latest(
+        "BTC-USD", "binance", Decimal("1"), T, T, False, "preferred", T,
+        {"binance": vq("1"), "kraken": vq("2"), "okx": vq("3")},
+    )  # fmt: skip
+    newer = Latest(
+        "BTC-USD", "binance", Decimal("1.5"), T, T, False, "preferred", T,
+        {"binance": vq("1.5"), "kraken": vq("2.5"), "okx": vq("3")},
+    )  # fmt: skip
+    change = newer.change()
+    wire = orjson.loads(change.to_json())
+    assert wire["quotes_complete"] is False and list(wire["quotes"]) == ["binance"]
+    decoded = Latest.from_json(change.to_json())
+    assert decoded == change
+    merged = decoded.onto(full)
+    assert merged.quotes_complete and merged.value == Decimal("1.5")
+    assert merged.quotes == {"binance": vq("1.5"), "kraken": vq("2"), "okx": vq("3")}
+    assert decoded.onto(None) is decoded  # nothing to merge onto yet
+    assert full.onto(newer) is full  # a complete record stands alone
+    legacy = {k: v for k, v in orjson.loads(full.to_json()).items() if k != "quotes_complete"}
+    assert Latest.from_json(orjson.dumps(legacy)).quotes_complete  # older records: complete
+    with pytest.raises(RecordError, match="quotes_complete"):
+        Latest.from_json(orjson.dumps({**legacy, "quotes_complete": "no"}))

@@ -31,6 +31,14 @@ class ApiSettings(CommonSettings):
         description="with no rates.latest record for this long (pipeline or Kafka down), "
         "v1 answers 503 rather than rates it can no longer vouch for",
     )
+    api_broker_away_max_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="while the Kafka broker is away (unreachable, or replaced: the embedded one "
+        "restarted or recycled), v1 keeps answering with the last rates for this long instead "
+        "of API_MAX_SILENCE_S (v2 marks them stale, /readyz says why)",
+    )
     api_access_log: bool = Field(
         default=False, description="log every request (off: /metrics counts them)"
     )

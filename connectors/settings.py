@@ -100,6 +100,20 @@ class ConnectorSettings(PollSettings):
         le=10_000_000,
         description="records buffered while Kafka is away; the oldest are dropped beyond it",
     )
+    connector_window_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="records delivered within this many seconds (and the newest of each key) "
+        "are sent again when the broker turns out to be replaced (the embedded one restarted "
+        "or recycled): it must cover the pipeline's lag from the connector to PostgreSQL",
+    )
+    connector_window_mb: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="most memory (MB of keys and values) those records may take",
+    )
 
     @field_validator(
         "binance_ws_url", "kraken_ws_url", "okx_ws_url", "bybit_ws_url", "coinbase_ws_url"

@@ -38,13 +38,18 @@ def clean_env(**overrides: str) -> dict[str, str]:
     """This process's environment without any setting of the project, then ``overrides``.
 
     Settings are read case-insensitively, so any spelling is removed. Metrics ports default
-    to 0 (none: several processes may run at once), logs to INFO, output unbuffered.
+    to 0 (none) and the embedded services' ports to 0 (free ones): several stacks may run at
+    once. Logs at INFO, output unbuffered.
     """
     env = {k: v for k, v in os.environ.items() if k.upper() not in SETTINGS}
     env.update(
         CONNECTOR_METRICS_PORT="0",
         WORKER_METRICS_PORT="0",
         HISTORY_METRICS_PORT="0",
+        STACK_METRICS_PORT="0",
+        RATES_BROKER_PORT="0",
+        RATES_POSTGRES_PORT="0",
+        RATES_SIMULATOR_PORT="0",
         LOG_LEVEL="INFO",
         PYTHONUNBUFFERED="1",
     )

@@ -47,10 +47,12 @@ class WorkerSettings(PollSettings):
         description="a venue whose last venues.status is older than this counts as down",
     )
     rates_table_write_interval_s: float = Field(
-        default=1.0,
+        default=5.0,
         ge=0,
-        description="each direction's table entry is written at most this often (Tansu never "
-        "compacts the changelog, and recovery replays all of it)",
+        le=60,
+        description="each direction's table entry is written at most this often, when its book "
+        "changed (Tansu keeps the changelog in memory and never compacts it; a takeover replays "
+        "all of it, then the quotes since the last commit)",
     )
     rates_usdt_as_usd: bool = Field(
         default=True, description="count a USDT quote as USD for BTC and ETH (market convention)"
@@ -59,7 +61,11 @@ class WorkerSettings(PollSettings):
         default=1.0, gt=0, le=60, description="rates.latest is republished at least this often"
     )
     worker_metrics_port: int = Field(
-        default=9102, ge=0, le=65535, description="Prometheus port of the worker; 0: off"
+        default=9110,
+        ge=0,
+        le=65535,
+        description="Prometheus port of the worker (`rates up` with RATES_WORKERS: of the first, "
+        "the others on the next ports up); 0: off",
     )
     worker_session_timeout_s: float = Field(
         default=4.0,

@@ -85,6 +85,8 @@ class Child:
     pgdata: Path | None = None
     #: Logged before the start.
     announce: str | None = None
+    #: Recycled (with what depends on it) when its RSS exceeds this (the embedded broker).
+    max_rss_bytes: int | None = None
 
 
 #: A step of the start: a child, or a configured service to wait for before going on.
@@ -93,13 +95,64 @@ Step = Child | BrokerUp | Migrated
 
 @dataclass(frozen=True)
 class Addresses:
-    """Where the state lives, and the ports chosen for the embedded broker and database."""
+    """Where the state lives, and the ports of the embedded broker, database and simulator."""
 
     state_dir: Path
     #: None: the configured KAFKA_BOOTSTRAP_SERVERS is used.
     kafka_port: int | None = None
     #: None: the configured DATABASE_URL is used.
     postgres_port: int | None = None
+    #: The simulator's first port; 0: free ports.
+    simulator_port: int = 0
+
+
+#: Ports the simulator takes from RATES_SIMULATOR_PORT up: one per venue, then its control API.
+SIMULATOR_PORTS = 8
+
+
+def service_ports(settings: StackSettings, simulator: bool) -> list[tuple[int, str]]:
+    """The fixed ports of the embedded broker, database and simulator that will run."""
+    found = []
+    if not settings.kafka_bootstrap_servers:
+        found.append((settings.rates_broker_port, "RATES_BROKER_PORT"))
+    if not settings.database_url:
+        found.append((settings.rates_postgres_port, "RATES_POSTGRES_PORT"))
+    if simulator and settings.rates_simulator_port:
+        first = settings.rates_simulator_port
+        found += [(first + i, "RATES_SIMULATOR_PORT") for i in range(SIMULATOR_PORTS)]
+    return [(port, setting) for port, setting in found if port]
+
+
+def ports(settings: StackSettings, source: Source) -> list[tuple[int, str]]:
+    """Every fixed port ``rates up`` listens on, with the setting that names it (0s left out).
+
+    The embedded broker's and database's only when they are embedded; one metrics port per
+    worker (WORKER_METRICS_PORT, then up).
+    """
+    found = [(settings.api_port, "API_PORT"), *service_ports(settings, source == "simulator")]
+    if source != "replay":
+        found.append((settings.connector_metrics_port, "CONNECTOR_METRICS_PORT"))
+    if settings.worker_metrics_port:
+        found += [
+            (settings.worker_metrics_port + i, "WORKER_METRICS_PORT" + (f"+{i}" if i else ""))
+            for i in range(settings.rates_workers)
+        ]
+    found.append((settings.history_metrics_port, "HISTORY_METRICS_PORT"))
+    found.append((settings.stack_metrics_port, "STACK_METRICS_PORT"))
+    return [(port, setting) for port, setting in found if port]
+
+
+def clashes(found: Sequence[tuple[int, str]]) -> str | None:
+    """One line naming the settings that give the same port, or None."""
+    by_port: dict[int, list[str]] = {}
+    for port, setting in found:
+        by_port.setdefault(port, []).append(setting)
+    clashing = [
+        f"{' and '.join(dict.fromkeys(names))} give the same port {port}"
+        for port, names in by_port.items()
+        if len(set(names)) > 1
+    ]
+    return "; ".join(clashing) + ": give each its own port" if clashing else None
 
 
 @dataclass(frozen=True)
@@ -136,8 +189,12 @@ def _broker(
         tuple(embedded.tansu_argv(port)),
         env,
         ready=BrokerUp(bootstrap, topics, settings.rates_partitions, 20.0),
-        grace_s=5.0,
-        announce=f"starting the embedded broker (Tansu, memory only) on {bootstrap}",
+        # Memory only: nothing to flush, and a recycle or a restart starts it empty anyway.
+        stop_signal=signal.SIGKILL,
+        grace_s=2.0,
+        announce=f"starting the embedded broker (Tansu, memory only) on {bootstrap}; "
+        f"recycled at {settings.rates_broker_max_mb} MB (RATES_BROKER_MAX_MB)",
+        max_rss_bytes=settings.rates_broker_max_mb << 20,
     )
     return _Service((child,), bootstrap, ("kafka",))
 
@@ -225,9 +282,18 @@ def services(
     env = {**with_broker, "DATABASE_URL": database.address}
     steps: list[Step] = [*broker.steps, *database.steps]
     if simulator:
-        ports = addresses.state_dir / "simulator.json"
-        argv = (*RATES, "simulate", "--ports-file", str(ports))
-        steps.append(Child("simulator", argv, env, ready=PortsWritten(ports), grace_s=5.0))
+        written = addresses.state_dir / "simulator.json"
+        argv = (
+            *RATES,
+            "simulate",
+            "--ports-file",
+            str(written),
+            "--base-port",
+            str(addresses.simulator_port),
+            "--tick-interval",
+            f"{settings.rates_simulator_tick_s:g}",
+        )
+        steps.append(Child("simulator", argv, env, ready=PortsWritten(written), grace_s=5.0))
     return Services(
         tuple(steps), env, broker.address, database.address, broker.depends, database.depends
     )
@@ -245,13 +311,16 @@ def plan(
     found = services(settings, venues, addresses, simulator=source == "simulator")
     env, kafka = found.env, found.kafka
     steps: list[Step] = list(found.steps)
+    # The connector and the API outlive a restart of the broker: the connector holds what it
+    # could not publish and sends its recent records again, the API serves the last rates.
+    # Faust workers never recover from a broker restart, so they restart with it.
     if source != "replay":
-        steps.append(Child("connect", (*RATES, "connect", *venues), env, kafka, grace_s=5.0))
+        steps.append(Child("connect", (*RATES, "connect", *venues), env, grace_s=5.0))
     steps += _workers(settings, env, kafka)
     steps.append(Child("history", (*RATES, "history"), env, kafka + found.database, grace_s=10.0))
     api = f"http://{settings.api_host}:{settings.api_port}"
     ready = Answers(f"{api}/healthz", "API")
-    steps.append(Child("api", (*RATES, "api"), env, kafka, ready=ready, grace_s=5.0))
+    steps.append(Child("api", (*RATES, "api"), env, ready=ready, grace_s=5.0))
     if recording is not None:
         # Last, so that the API serves from the first replayed frame on.
         steps.append(_replayer(settings, recording, speed, env, kafka))

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from rates import embedded, healthcheck, stack
-from rates.plan import RATES, Child, Step, services
+from rates.plan import RATES, Child, Step, service_ports, services
 from rates.settings import ProductionSettings
 from rates.supervisor import Supervisor
 from schemas.errors import ConfigError, RatesError
@@ -219,6 +219,17 @@ _PORT_SETTING = {
 _GRACE_S = {"worker": 10.0, "history": 10.0}
 
 
+def _depends(process: str, broker: tuple[str, ...], database: tuple[str, ...]) -> tuple[str, ...]:
+    """What a process restarts with: Faust workers never recover from a restart of the broker,
+    and the history writer's group starts over with it; the connector and the APIs outlive it
+    (as in `rates up`)."""
+    if process == "worker":
+        return broker
+    if process == "history":
+        return broker + database
+    return ()
+
+
 def children(
     topology: Topology,
     tools: Tools,
@@ -236,7 +247,7 @@ def children(
                     process if len(ports) == 1 else f"{process}{index}",
                     (*RATES, process),
                     {**env, _PORT_SETTING[process]: str(port)},
-                    depends_on=depends_on + (database if process == "history" else ()),
+                    depends_on=_depends(process, depends_on, database),
                     grace_s=_GRACE_S.get(process, 5.0),
                 )
             )
@@ -300,6 +311,7 @@ def _where(topology: Topology, kafka: str, database: str, simulator: str) -> dic
 async def run(settings: ProductionSettings) -> int:
     """Run the topology until Ctrl-C / SIGTERM (0) or until a child keeps failing (1)."""
     tools = Tools.find()
+    stack.check_ports(service_ports(settings, simulator=True))
     topology = Topology.pick(settings)
     addresses = stack.choose_addresses(settings)
     directory = addresses.state_dir / "production"

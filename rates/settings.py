@@ -10,7 +10,8 @@ from pipeline.settings import HistorySettings, WorkerSettings
 
 
 class StackSettings(ConnectorSettings, WorkerSettings, HistorySettings, ApiSettings):
-    """Every setting of every process of the stack, and how many workers it runs."""
+    """Every setting of every process of the stack, where the embedded services listen, how
+    many workers run and how much memory the embedded broker may take."""
 
     rates_workers: int = Field(
         default=1,
@@ -18,6 +19,46 @@ class StackSettings(ConnectorSettings, WorkerSettings, HistorySettings, ApiSetti
         le=16,
         description="Faust worker processes `rates up` runs in one consumer group; their "
         "metrics ports follow WORKER_METRICS_PORT",
+    )
+    rates_broker_port: int = Field(
+        default=9092,
+        ge=0,
+        le=65535,
+        description="port of the embedded broker (127.0.0.1), the same after every restart "
+        "and recycle; 0: a free port at each start",
+    )
+    rates_postgres_port: int = Field(
+        default=5433,
+        ge=0,
+        le=65535,
+        description="port of the embedded PostgreSQL (127.0.0.1); 0: a free port at each start",
+    )
+    rates_simulator_port: int = Field(
+        default=9211,
+        ge=0,
+        le=65535 - 16,
+        description="first port of the venue simulator (--source simulator): one per venue, "
+        "then its control API; 0: free ports at each start",
+    )
+    rates_simulator_tick_s: float = Field(
+        default=0.25,
+        gt=0,
+        le=60,
+        description="seconds between the venue simulator's ticks (--source simulator)",
+    )
+    rates_broker_max_mb: int = Field(
+        default=2048,
+        ge=32,
+        description="RSS of the embedded broker (MB) at which `rates up` recycles it: a new "
+        "broker on the same port, topics created, workers and history restarted (Tansu keeps "
+        "every record in memory and has no retention)",
+    )
+    stack_metrics_port: int = Field(
+        default=9104,
+        ge=0,
+        le=65535,
+        description="Prometheus port of the `rates up` supervisor (the broker's RSS, its "
+        "recycles); 0: off",
     )
 
 

@@ -19,8 +19,11 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import start_http_server
+
 from pipeline.replay import Recording
-from rates import embedded, migrate
+from rates import embedded, metrics, migrate
+from rates.embedded import free_port
 from rates.kafka import ensure_topics, wait_for_broker
 from rates.plan import (
     Addresses,
@@ -32,7 +35,9 @@ from rates.plan import (
     Ready,
     Source,
     Step,
+    clashes,
     plan,
+    ports,
 )
 from rates.settings import StackSettings
 from rates.supervisor import ChildSpec, Supervisor
@@ -43,28 +48,40 @@ log = logging.getLogger(__name__)
 
 
 def choose_addresses(settings: StackSettings) -> Addresses:
-    """The absolute state directory, and free ports for the services not configured."""
+    """The absolute state directory, and the ports of the embedded services: the configured
+    ones (the same at every start), or free ones for those set to 0."""
     return Addresses(
         settings.rates_state_dir.resolve(),
-        None if settings.kafka_bootstrap_servers else embedded.free_port(),
-        None if settings.database_url else embedded.free_port(),
+        None if settings.kafka_bootstrap_servers else settings.rates_broker_port or free_port(),
+        None if settings.database_url else settings.rates_postgres_port or free_port(),
+        settings.rates_simulator_port,
     )
 
 
-def _check_ports(settings: StackSettings) -> None:
-    embedded.check_port_free(settings.api_host, settings.api_port, "API_PORT")
-    ports = [
-        (settings.connector_metrics_port, "CONNECTOR_METRICS_PORT"),
-        (settings.history_metrics_port, "HISTORY_METRICS_PORT"),
-    ]
-    if settings.worker_metrics_port:
-        ports += [
-            (settings.worker_metrics_port + i, "WORKER_METRICS_PORT")
-            for i in range(settings.rates_workers)
-        ]
-    for port, name in ports:
-        if port:
-            embedded.check_port_free("127.0.0.1", port, name)
+def check_ports(found: Sequence[tuple[int, str]], api_host: str = "127.0.0.1") -> None:
+    """ConfigError naming the setting when two settings give one port, or a port is taken."""
+    clash = clashes(found)
+    if clash:
+        raise ConfigError(clash)
+    for port, setting in found:
+        host = api_host if setting == "API_PORT" else "127.0.0.1"
+        embedded.check_port_free(host, port, setting)
+
+
+def serve_metrics(settings: StackSettings) -> None:
+    """The supervisor's own metrics (restarts, the broker's RSS) on STACK_METRICS_PORT."""
+    if not settings.kafka_bootstrap_servers:
+        metrics.BROKER_MAX_RSS.set(settings.rates_broker_max_mb << 20)
+    port = settings.stack_metrics_port
+    if not port:
+        return
+    try:
+        start_http_server(port, addr=settings.metrics_host)
+    except OSError as exc:
+        raise ConfigError(
+            f"STACK_METRICS_PORT={port}: cannot serve metrics on {settings.metrics_host}:{port} "
+            f"({exc.strerror}); choose another STACK_METRICS_PORT, or 0 to turn metrics off"
+        ) from None
 
 
 def _recorded_venues(recording: Path) -> list[str]:
@@ -134,6 +151,7 @@ async def _start(sup: Supervisor, child: Child, exported: dict[str, str]) -> Non
         grace_s=child.grace_s,
         depends_on=child.depends_on,
         ready=None if child.ready is None else functools.partial(wait_ready, child.ready),
+        max_rss_bytes=child.max_rss_bytes,
     )
     await sup.start(spec)
     if isinstance(child.ready, PortsWritten):
@@ -159,7 +177,7 @@ async def up(
     speed: float | None = 1.0,
 ) -> int:
     """Run the stack until Ctrl-C / SIGTERM (0) or until a child keeps failing (1)."""
-    _check_ports(settings)
+    check_ports(ports(settings, source), settings.api_host)
     venues = list(settings.rates_venues)
     if source == "replay":
         assert recording is not None
@@ -167,7 +185,8 @@ async def up(
     addresses = choose_addresses(settings)
     addresses.state_dir.mkdir(parents=True, exist_ok=True)
     stack = plan(settings, source, venues, addresses, recording, speed)
-    sup = Supervisor()
+    serve_metrics(settings)
+    sup = Supervisor(on_restart=metrics.restarted, on_rss=metrics.rss)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, sup.request_stop)
@@ -185,6 +204,9 @@ async def up(
         stack.bootstrap,
         stack.database_url,
     )
+    served = [f"{name} {port}" for port, name in ports(settings, source) if "METRICS" in name]
+    if served:
+        log.info("Prometheus metrics on %s: %s", settings.metrics_host, ", ".join(served))
     code = await sup.run()
     if sup.failure:
         raise RatesError(sup.failure)

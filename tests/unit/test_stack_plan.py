@@ -10,6 +10,7 @@ import pytest
 
 from rates.plan import (
     RATES,
+    SIMULATOR_PORTS,
     Addresses,
     Answers,
     BrokerUp,
@@ -18,7 +19,9 @@ from rates.plan import (
     Plan,
     PortsWritten,
     Source,
+    clashes,
     plan,
+    ports,
 )
 from rates.settings import StackSettings
 
@@ -95,14 +98,18 @@ def test_the_embedded_services_and_what_depends_on_them() -> None:
     assert postgres.ready == Migrated("postgresql://postgres@127.0.0.1:9200/postgres", 30.0)
     assert postgres.env["KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:9100"
     assert "DATABASE_URL" not in postgres.env
+    # The connector and the API outlive a restart (or a recycle) of the broker.
     assert {name: child.depends_on for name, child in found.items()} == {
         "kafka": (),
         "postgres": (),
-        "connect": ("kafka",),
+        "connect": (),
         "worker": ("kafka",),
         "history": ("kafka", "postgres"),
-        "api": ("kafka",),
+        "api": (),
     }
+    assert kafka.max_rss_bytes == StackSettings.model_fields["rates_broker_max_mb"].default << 20
+    assert kafka.announce is not None and "RATES_BROKER_MAX_MB" in kafka.announce
+    assert postgres.max_rss_bytes is None
 
 
 def test_every_pipeline_child_gets_the_addresses_state_and_venues() -> None:
@@ -123,9 +130,19 @@ def test_every_pipeline_child_gets_the_addresses_state_and_venues() -> None:
 def test_the_simulator_writes_its_ports_before_the_connector_starts() -> None:
     simulator = children(make("simulator"))["simulator"]
     ports = STATE / "simulator.json"
-    assert simulator.argv == (*RATES, "simulate", "--ports-file", str(ports))
+    assert simulator.argv == (
+        *RATES, "simulate", "--ports-file", str(ports),
+        "--base-port", "0", "--tick-interval", "0.25",
+    )  # fmt: skip
     assert simulator.ready == PortsWritten(ports)
     assert simulator.depends_on == ()
+    fixed = make("simulator", addresses=Addresses(STATE, 9100, 9200, simulator_port=9400))
+    assert children(fixed)["simulator"].argv[-4:] == (
+        "--base-port",
+        "9400",
+        "--tick-interval",
+        "0.25",
+    )
 
 
 @pytest.mark.parametrize(("speed", "shown"), [(1.0, "1"), (20.0, "20"), (None, "max")])
@@ -175,3 +192,37 @@ def test_only_the_configured_database_external() -> None:
     )
     assert [type(step).__name__ for step in stack.steps[:2]] == ["Child", "Migrated"]
     assert children(stack)["history"].depends_on == ("kafka",)
+
+
+def test_fixed_ports_by_default_each_named_by_its_setting() -> None:
+    defaults = StackSettings.model_construct()  # the defaults, whatever the environment
+    found = dict((setting, port) for port, setting in ports(defaults, "simulator"))
+    assert {k: v for k, v in found.items() if not k.startswith("RATES_SIMULATOR")} == {
+        "API_PORT": 8000,
+        "RATES_BROKER_PORT": 9092,
+        "RATES_POSTGRES_PORT": 5433,
+        "CONNECTOR_METRICS_PORT": 9101,
+        "WORKER_METRICS_PORT": 9110,
+        "HISTORY_METRICS_PORT": 9103,
+        "STACK_METRICS_PORT": 9104,
+    }
+    simulator = [port for port, setting in ports(defaults, "simulator") if "SIMULATOR" in setting]
+    assert simulator == list(range(9211, 9211 + SIMULATOR_PORTS))
+    assert clashes(ports(defaults, "simulator")) is None
+    # Several workers count up from WORKER_METRICS_PORT, clear of every other default.
+    many = defaults.model_copy(update={"rates_workers": 16})
+    assert clashes(ports(many, "live")) is None
+
+
+def test_two_settings_on_one_port_are_one_clear_error() -> None:
+    two = settings(rates_workers=2, worker_metrics_port=9102, history_metrics_port=9103)
+    assert clashes(ports(two, "live")) == (
+        "WORKER_METRICS_PORT+1 and HISTORY_METRICS_PORT give the same port 9103: "
+        "give each its own port"
+    )
+    external = settings(kafka_bootstrap_servers="kafka:9092", rates_broker_port=8000)
+    assert clashes(ports(external, "live")) is None  # no embedded broker: its port is unused
+    free = settings(rates_broker_port=0, rates_postgres_port=0, rates_simulator_port=0)
+    assert not {s for _, s in ports(free, "simulator")} & {
+        "RATES_BROKER_PORT", "RATES_POSTGRES_PORT", "RATES_SIMULATOR_PORT"
+    }  # fmt: skip

@@ -118,11 +118,14 @@ def create_app(
 ) -> ASGIApp:
     """The API; with ``follow_kafka`` the lifespan keeps the snapshot fed from the topics."""
     snapshot = snapshot or Snapshot(settings.rates_directions)
+    feed = FeedState(snapshot.clock)
     state = ApiState(
         settings=settings,
         snapshot=snapshot,
-        v1=V1Answers(snapshot, settings.api_max_silence_s),
-        feed=FeedState(),
+        v1=V1Answers(
+            snapshot, settings.api_max_silence_s, feed.away, settings.api_broker_away_max_s
+        ),
+        feed=feed,
         history=History(settings.database_url),
         now=now,
     )

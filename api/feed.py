@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from contextlib import aclosing
 
 from api import metrics
@@ -26,13 +27,52 @@ PROBE_AFTER_S = 2.0
 
 
 class FeedState:
-    """What /readyz needs to know about the broker: None while it answers, else why not."""
+    """What the API knows of the broker, for /readyz, v1's silence rule and v2's staleness.
 
-    def __init__(self) -> None:
+    ``broker_error``: None while the broker answers, else why not. The broker is *away* from
+    the moment it stops answering, or turns out to have been replaced (the embedded one
+    restarted or was recycled: the pipeline's workers start again on the new one), until
+    records flow again: meanwhile the API serves the last values, marked stale in v2.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self.broker_error: str | None = None
+        self.away_since: float | None = None
+        self._why = ""
 
     def failed(self, exc: Exception) -> None:
-        self.broker_error = str(exc) or type(exc).__name__
+        self.unreachable(str(exc) or type(exc).__name__)
+
+    def unreachable(self, error: str) -> None:
+        self.broker_error = error
+        self._away("the Kafka broker stopped answering")
+
+    def replaced(self) -> None:
+        self._away("the Kafka broker was replaced (restarted or recycled)")
+
+    def _away(self, why: str) -> None:
+        if self.away_since is None:
+            self.away_since = self.clock()
+            self._why = why
+            log.warning("%s: serving the last rates until the pipeline is back", why)
+
+    def answering(self) -> None:
+        """The broker answered; the pipeline may still be on its way back."""
+        self.broker_error = None
+
+    def flowing(self) -> None:
+        """Records arrived: the broker and the pipeline are back."""
+        self.broker_error = None
+        if self.away_since is not None:
+            log.info("rates flow again after %.1f s", self.clock() - self.away_since)
+            self.away_since = None
+
+    def away(self) -> str | None:
+        """Why the broker is away (with for how long), or None."""
+        if self.away_since is None:
+            return None
+        return f"{self._why} {self.clock() - self.away_since:.0f} s ago"
 
 
 async def probe(bootstrap: str, timeout_s: float = 1.0) -> str | None:
@@ -83,19 +123,26 @@ async def follow(settings: ApiSettings, snapshot: Snapshot, state: FeedState) ->
         async for fetched in fetches:
             now = time.monotonic()
             if fetched.first:
-                state.broker_error = None
+                state.answering()
                 last_record = last_probe = now
+            if fetched.replaced:
+                state.replaced()
             for record in fetched.records:
                 if record.value is not None:
                     stamp = record.timestamp if record.timestamp > 0 else int(time.time() * 1000)
                     apply(snapshot, record.topic, record.value, stamp, latest)
-            if fetched.records:
+            if any(record.topic == latest for record in fetched.records):
                 last_record = now
+                state.flowing()
+            elif fetched.records:
+                state.answering()
             if now - last_record > PROBE_AFTER_S and now - last_probe > PROBE_AFTER_S:
                 # aiokafka retries a lost broker silently: ask the network instead.
                 last_probe = now
-                state.broker_error = await probe(settings.bootstrap)
-            elif fetched.records:
-                state.broker_error = None
+                error = await probe(settings.bootstrap)
+                if error is None:
+                    state.answering()
+                else:
+                    state.unreachable(error)
             age = snapshot.age_s()
             metrics.SNAPSHOT_AGE.set(-1 if age is None else age)

@@ -14,11 +14,16 @@ class Readiness:
 
 
 def readiness(
-    snapshot: Snapshot, broker_error: str | None = None, max_age_s: float = 5.0
+    snapshot: Snapshot,
+    broker_error: str | None = None,
+    max_age_s: float = 5.0,
+    away: str | None = None,
 ) -> Readiness:
     """Ready when the broker answers, the snapshot is loaded and records keep coming."""
     if broker_error is not None:
         return Readiness(False, f"Kafka broker unreachable: {broker_error}")
+    if away is not None:
+        return Readiness(False, f"{away}; serving the last rates until the pipeline is back")
     if not snapshot.loaded:
         return Readiness(False, "snapshot not loaded: no active venue on rates.latest yet")
     age = snapshot.age_s()

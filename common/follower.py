@@ -39,6 +39,10 @@ class Fetched:
     caught_up: bool
     #: The first poll of a consumer: the broker answered (again).
     first: bool
+    #: Some partition's high-water mark fell below this consumer's position: the broker was
+    #: replaced (the embedded one restarted or was recycled, its topics created again), and
+    #: those partitions are read again from their start.
+    replaced: bool = False
 
 
 def tail_start(end: int, tail: int) -> int:
@@ -92,8 +96,10 @@ class Follower:
                 caught_up, first = False, True
                 while True:
                     batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+                    replaced = await self._started_over(consumer)
                     caught_up = caught_up or await self._caught_up(consumer)
-                    yield Fetched([r for rs in batch.values() for r in rs], caught_up, first)
+                    records = [r for rs in batch.values() for r in rs]
+                    yield Fetched(records, caught_up, first, replaced)
                     first = False
                     if not missing or time.monotonic() < recheck_at:
                         continue
@@ -134,6 +140,26 @@ class Follower:
         if missing:
             log.info("%s: waiting for %s to exist", self.name, ", ".join(sorted(missing)))
         return missing
+
+    async def _started_over(self, consumer: AIOKafkaConsumer) -> bool:
+        """Seek back to the start of every partition whose high-water mark fell below the
+        position; True if there was one. A replaced Tansu answers such a fetch with no records
+        and no error (real Kafka would answer OffsetOutOfRange), so the consumer would wait
+        forever for offsets the new broker may take minutes to reach."""
+        behind = []
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None and await consumer.position(tp) > highwater:
+                behind.append(tp)
+                consumer.seek(tp, 0)
+        if behind:
+            topics = sorted({tp.topic for tp in behind})
+            log.warning(
+                "%s: %s started over (the broker was replaced); reading them from the start",
+                self.name,
+                ", ".join(topics),
+            )
+        return bool(behind)
 
     async def _caught_up(self, consumer: AIOKafkaConsumer) -> bool:
         assigned = consumer.assignment()

@@ -37,10 +37,24 @@ SECONDS_SINCE_FRAME = Gauge(
     ["venue"],
 )
 PUBLISHED = Counter(
-    "rates_connector_published_total", "Records handed to Kafka, by topic kind", ["kind"]
+    "rates_connector_published_total", "Records Kafka confirmed, by topic kind", ["kind"]
 )
 PUBLISH_ERRORS = Counter(
     "rates_connector_publish_errors_total", "Records Kafka did not accept (retried)", ["kind"]
+)
+INFLIGHT = Gauge("rates_connector_inflight", "Records handed to Kafka, not yet confirmed")
+WINDOW_RECORDS = Gauge(
+    "rates_connector_window_records",
+    "Records delivered within CONNECTOR_WINDOW_S, kept to be sent again if the broker is replaced",
+)
+WINDOW_BYTES = Gauge("rates_connector_window_bytes", "Key and value bytes of those records")
+BROKER_REPLACED = Counter(
+    "rates_connector_broker_replaced_total",
+    "Times a delivery showed a replaced broker (a partition's offsets started over)",
+)
+REPUBLISHED = Counter(
+    "rates_connector_republished_total",
+    "Records sent again because the broker that had them was replaced",
 )
 DROPPED = Counter(
     "rates_connector_dropped_total",

@@ -23,6 +23,7 @@ from connectors.connection import (
     connect_once,
     publish_status_change,
 )
+from connectors.outbox import Outbox
 from connectors.polling import poll_once
 from connectors.publisher import KafkaPublisher, Sink
 from connectors.settings import ConnectorSettings
@@ -183,7 +184,12 @@ async def run(
     venues = [registry.get(name) for name in names]
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, **settings.producer_options())
     await producer.start()
-    publisher = KafkaPublisher(producer, settings.topics, settings.connector_buffer)
+    outbox = Outbox(
+        capacity=settings.connector_buffer,
+        window_s=settings.connector_window_s,
+        window_bytes=settings.connector_window_mb << 20,
+    )
+    publisher = KafkaPublisher(producer, settings.topics, outbox)
     backoff = Backoff(settings.connector_backoff_base_s, settings.connector_backoff_cap_s)
     reach = Reachability(names)
     try:

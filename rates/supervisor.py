@@ -61,6 +61,8 @@ class ChildSpec:
     #: Awaited after every (re)start; the child counts as started when it returns.
     ready: Callable[[], Coroutine[Any, Any, None]] | None = None
     ready_timeout_s: float = 60.0
+    #: Recycled (stopped and started again, with its dependents) when its RSS exceeds this.
+    max_rss_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,39 @@ class RestartPolicy:
     max_restarts: int = 5
     window_s: float = 60.0
     backoff: Backoff = field(default_factory=lambda: Backoff(base_s=0.5, cap_s=10.0))
+    #: How long a dependent gets to stop when what it depends on restarts (then SIGKILL): a
+    #: Faust worker whose broker died never stops by itself.
+    dependent_grace_s: float = 1.0
+    #: How often the RSS of a child with a memory cap is read.
+    memory_every_s: float = 2.0
+
+
+#: Why a child restarts: it exited, or it reached its memory cap.
+Reason = str
+DIED: Reason = "died"
+CAP: Reason = "cap"
+
+
+def rss_bytes(pid: int) -> int | None:
+    """The resident set size of a process (VmRSS in /proc/<pid>/status), None if gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+@dataclass(frozen=True)
+class Restarted:
+    """What the supervisor tells its listener when a child restarts."""
+
+    name: str
+    reason: Reason
+    #: The child's RSS when it was recycled for its cap.
+    rss_bytes: int | None = None
 
 
 @dataclass(eq=False)
@@ -83,13 +118,23 @@ class _Child:
 class Supervisor:
     """Starts, watches, restarts and stops the children of one tree."""
 
-    def __init__(self, out: TextIO = sys.stderr, policy: RestartPolicy | None = None) -> None:
+    def __init__(
+        self,
+        out: TextIO = sys.stderr,
+        policy: RestartPolicy | None = None,
+        on_restart: Callable[[Restarted], None] | None = None,
+        on_rss: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.out = out
         self.policy = policy or RestartPolicy()
         self.children: dict[str, _Child] = {}
         self.failure: str | None = None
+        #: Told of every restart (a metric); ``on_rss`` of every RSS read of a capped child.
+        self.on_restart = on_restart
+        self.on_rss = on_rss
         self._stop = asyncio.Event()
-        self._exits: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        #: (child, exit code or None for a planned recycle, reason, RSS at the recycle)
+        self._exits: asyncio.Queue[tuple[str, int | None, Reason, int | None]] = asyncio.Queue()
         self._stop_requests = 0
 
     # -- starting -------------------------------------------------------------------------
@@ -119,6 +164,8 @@ class Supervisor:
         child.proc = proc
         pump = asyncio.create_task(self._pump(child, proc), name=f"{spec.name}-output")
         child.tasks = [pump, asyncio.create_task(self._watch(child, proc, pump))]
+        if spec.max_rss_bytes is not None:
+            child.tasks.append(asyncio.create_task(self._watch_memory(child, proc)))
         if spec.ready is None:
             return
         ready = asyncio.create_task(spec.ready())
@@ -158,7 +205,21 @@ class Supervisor:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(pump, 2.0)
         if not child.stopping and child.proc is proc:
-            self._exits.put_nowait((child.spec.name, code))
+            self._exits.put_nowait((child.spec.name, code, DIED, None))
+
+    async def _watch_memory(self, child: _Child, proc: asyncio.subprocess.Process) -> None:
+        """Read the child's RSS every few seconds; ask for a recycle once it exceeds its cap."""
+        cap = child.spec.max_rss_bytes
+        assert cap is not None
+        while proc.returncode is None and not child.stopping:
+            rss = rss_bytes(proc.pid)
+            if rss is not None:
+                if self.on_rss is not None:
+                    self.on_rss(child.spec.name, rss)
+                if rss > cap:
+                    self._exits.put_nowait((child.spec.name, None, CAP, rss))
+                    return
+            await asyncio.sleep(self.policy.memory_every_s)
 
     @staticmethod
     def _tail(child: _Child, lines: int = 8) -> str:
@@ -193,8 +254,8 @@ class Supervisor:
                 if exit_ not in done:
                     exit_.cancel()
                     break
-                name, code = exit_.result()
-                if not await self._restart(name, code):
+                name, code, reason, rss = exit_.result()
+                if not await self._restart(name, code, reason, rss):
                     break
         finally:
             stop.cancel()
@@ -210,35 +271,56 @@ class Supervisor:
                 names.add(child.spec.name)
         return found
 
-    async def _restart(self, name: str, code: int) -> bool:
-        """Restart a child that died (and what depends on it); False to stop the tree."""
+    async def _restart(
+        self, name: str, code: int | None, reason: Reason = DIED, rss: int | None = None
+    ) -> bool:
+        """Restart a child that died or reached its memory cap (and what depends on it);
+        False to stop the tree. A child that keeps dying stops the tree; recycles do not count.
+        """
         child = self.children[name]
-        now = time.monotonic()
-        child.restarts.append(now)
-        while child.restarts and now - child.restarts[0] > self.policy.window_s:
-            child.restarts.popleft()
-        count = len(child.restarts)
-        if count > self.policy.max_restarts:
-            self.failure = (
-                f"{name} exited {count} times within {self.policy.window_s:g} s; "
-                f"stopping everything{self._tail(child)}"
+        delay = 0.0
+        if reason == CAP:
+            cap = child.spec.max_rss_bytes or 0
+            log.warning(
+                "%s uses %d MB, over its cap of %d MB: recycling it (and %s)",
+                name,
+                (rss or 0) >> 20,
+                cap >> 20,
+                ", ".join(c.spec.name for c in self._dependents(name)) or "nothing else",
             )
-            log.error(self.failure)
-            return False
-        delay = self.policy.backoff.delay(count)
-        log.error(
-            "%s exited with code %d; restarting it in %.1f s%s",
-            name,
-            code,
-            delay,
-            self._tail(child),
-        )
+        else:
+            now = time.monotonic()
+            child.restarts.append(now)
+            while child.restarts and now - child.restarts[0] > self.policy.window_s:
+                child.restarts.popleft()
+            count = len(child.restarts)
+            if count > self.policy.max_restarts:
+                self.failure = (
+                    f"{name} exited {count} times within {self.policy.window_s:g} s; "
+                    f"stopping everything{self._tail(child)}"
+                )
+                log.error(self.failure)
+                return False
+            delay = self.policy.backoff.delay(count)
+            log.error(
+                "%s exited with code %s; restarting it in %.1f s%s",
+                name,
+                code,
+                delay,
+                self._tail(child),
+            )
+        if self.on_restart is not None:
+            self.on_restart(Restarted(name, reason, rss))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), delay)
             return False
+        # The child first (a recycled one still runs): its dependents are restarted because
+        # they cannot outlive it, so they get only a short grace.
+        await self._stop_child(child)
         dependents = self._dependents(name)
-        for dependent in reversed(dependents):
-            await self._stop_child(dependent)
+        await asyncio.gather(
+            *(self._stop_child(d, self.policy.dependent_grace_s) for d in reversed(dependents))
+        )
         try:
             await self._spawn(child)
             for dependent in dependents:
@@ -246,23 +328,22 @@ class Supervisor:
                 await self._spawn(dependent)
         except StartError as exc:
             log.error("%s", exc)
-            self._exits.put_nowait((name, -1))
+            self._exits.put_nowait((name, -1, DIED, None))
         return True
 
     # -- stopping -------------------------------------------------------------------------
 
-    async def _stop_child(self, child: _Child) -> None:
+    async def _stop_child(self, child: _Child, grace_s: float | None = None) -> None:
         child.stopping = True
         proc = child.proc
+        grace = child.spec.grace_s if grace_s is None else min(grace_s, child.spec.grace_s)
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(child.spec.stop_signal)
             try:
-                await asyncio.wait_for(proc.wait(), child.spec.grace_s)
+                await asyncio.wait_for(proc.wait(), grace)
             except TimeoutError:
-                log.warning(
-                    "%s did not stop within %g s; killing it", child.spec.name, child.spec.grace_s
-                )
+                log.warning("%s did not stop within %g s; killing it", child.spec.name, grace)
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()

@@ -6,7 +6,7 @@ two cannot differ.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import orjson
 
@@ -55,16 +55,32 @@ class V1Answers:
     """The v1 answer to each raw query string, rendered once per version of the snapshot.
 
     A 200 is given only while records keep coming (the pipeline republishes every key each
-    second): after ``max_silence_s`` without one, rates can no longer be vouched for.
+    second): after ``max_silence_s`` without one, rates can no longer be vouched for. While the
+    broker is away (``away()`` says why: unreachable, or replaced and the pipeline on its way
+    back) the limit is ``away_max_s``: a recycle of the embedded broker keeps the last values.
     """
 
-    def __init__(self, snapshot: Snapshot, max_silence_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        max_silence_s: float = 10.0,
+        away: Callable[[], str | None] = lambda: None,
+        away_max_s: float = 60.0,
+    ) -> None:
         self.snapshot = snapshot
         self.max_silence_s = max_silence_s
+        self.away = away
+        self.away_max_s = away_max_s
         self._silent = Answer.error(
             unavailable(
                 f"no rates from the pipeline for more than {max_silence_s:g} s "
                 "(pipeline or Kafka down): the last ones can no longer be vouched for"
+            )
+        )
+        self._away = Answer.error(
+            unavailable(
+                f"no rates from the pipeline for more than {away_max_s:g} s while the Kafka "
+                "broker is away: the last ones can no longer be vouched for"
             )
         )
         self._cache: dict[bytes, Answer] = {}
@@ -86,8 +102,9 @@ class V1Answers:
     def vouch(self, answer: Answer) -> Answer:
         """The answer, or the 503 of a silent pipeline in place of a 200."""
         snapshot = self.snapshot
-        if answer.status == 200 and snapshot.clock() - (snapshot.updated_at or 0.0) > (
-            self.max_silence_s
-        ):
+        silence = snapshot.clock() - (snapshot.updated_at or 0.0)
+        if answer.status != 200 or silence <= self.max_silence_s:
+            return answer
+        if self.away() is None:
             return self._silent
-        return answer
+        return answer if silence <= self.away_max_s else self._away

@@ -29,8 +29,13 @@ def _legs(legs: tuple[Leg, ...] | None) -> list[dict[str, Any]] | None:
     ]
 
 
-def course(direction: str, record: Latest | None, now: datetime) -> dict[str, Any]:
-    """One direction: the chosen venue's quote, why, and the other fresh venues' quotes."""
+def course(
+    direction: str, record: Latest | None, now: datetime, away: str | None = None
+) -> dict[str, Any]:
+    """One direction: the chosen venue's quote, why, and the other fresh venues' quotes.
+
+    While the broker is away (``away`` says why) every rate is the last one kept: stale.
+    """
     if record is None:
         return {
             "direction": direction,
@@ -62,8 +67,8 @@ def course(direction: str, record: Latest | None, now: datetime) -> dict[str, An
         "ts": time_or_none(record.ts),
         "received_at": time_or_none(record.received_at),
         "age_ms": age_ms(now, record.received_at),
-        "stale": record.stale,
-        "reason": record.reason,
+        "stale": record.stale or away is not None,
+        "reason": record.reason if away is None else f"{away}: last value kept",
         "since": time_or_none(record.since),
         "derived_from": _legs(record.derived_from),
         "quotes": others,
@@ -77,14 +82,16 @@ def active(record: Latest | None) -> dict[str, Any] | None:
     return {"venue": record.venue, "reason": record.reason, "since": time_or_none(record.since)}
 
 
-def courses_v2(snapshot: Snapshot, directions: Sequence[str], now: datetime) -> bytes:
+def courses_v2(
+    snapshot: Snapshot, directions: Sequence[str], now: datetime, away: str | None = None
+) -> bytes:
     """Every asked direction with its provenance; 503 before anything has arrived."""
     if not snapshot.loaded and not snapshot.latest:
         raise unavailable("no rates yet: nothing has arrived from rates.latest")
     return orjson.dumps(
         {
             "active": active(snapshot.active),
-            "courses": [course(d, snapshot.latest.get(d), now) for d in directions],
+            "courses": [course(d, snapshot.latest.get(d), now, away) for d in directions],
         }
     )
 

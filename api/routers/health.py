@@ -27,7 +27,7 @@ async def healthz() -> Response:
     responses={503: {"model": Ready, "description": "not ready, with the reason"}},
 )
 async def readyz(snapshot: CurrentSnapshot, feed: Feed) -> Response:
-    state = readiness(snapshot, feed.broker_error)
+    state = readiness(snapshot, feed.broker_error, away=feed.away())
     body = Ready(ready=state.ready, reason=state.reason).model_dump_json().encode()
     return respond(Answer.make(200 if state.ready else 503, body, (b"cache-control", b"no-store")))
 

@@ -7,7 +7,15 @@ from fastapi.responses import StreamingResponse
 
 from api import models
 from api.answers import Answer, respond
-from api.dependencies import AskedDirections, Clock, CurrentSnapshot, HistoryStore, Now, Settings
+from api.dependencies import (
+    AskedDirections,
+    Clock,
+    CurrentSnapshot,
+    Feed,
+    HistoryStore,
+    Now,
+    Settings,
+)
 from api.history import make_query
 from api.models import NOT_MODIFIED, UNKNOWN_DIRECTION, CoursesV2, HistoryPage, VenuesV2
 from api.params import (
@@ -43,9 +51,13 @@ router = APIRouter(prefix="/api/v2", tags=["v2"], responses=models.INVALID)
     },
 )
 async def courses(
-    snapshot: CurrentSnapshot, now: Now, wanted: AskedDirections, if_none_match: IfNoneMatch = None
+    snapshot: CurrentSnapshot,
+    feed: Feed,
+    now: Now,
+    wanted: AskedDirections,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
-    return respond(Answer.ok(courses_v2(snapshot, wanted, now)), if_none_match)
+    return respond(Answer.ok(courses_v2(snapshot, wanted, now, feed.away())), if_none_match)
 
 
 @router.get(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import signal
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from common.backoff import Backoff
-from rates.supervisor import ChildSpec, RestartPolicy, StartError, Supervisor
+from rates.supervisor import CAP, ChildSpec, Restarted, RestartPolicy, StartError, Supervisor
 
 FAST = RestartPolicy(max_restarts=3, window_s=60, backoff=Backoff(base_s=0.001, cap_s=0.002))
 
@@ -41,7 +42,11 @@ async def test_a_dead_child_and_its_dependents_are_restarted(
     runner = asyncio.create_task(sup.run())
     for _ in range(100):
         await asyncio.sleep(0.05)
-        if counter.read_text() == "xx" and out.getvalue().count("dependent| up") == 2:
+        if (
+            counter.exists()
+            and counter.read_text() == "xx"
+            and out.getvalue().count("dependent| up") == 2
+        ):
             break
     assert counter.read_text() == "xx"
     assert first_dependent is not None and first_dependent.returncode is not None
@@ -92,3 +97,43 @@ async def test_readiness_failures_are_reported_with_the_output() -> None:
     with pytest.raises(StartError, match=r"slow was not ready within 0\.2 s"):
         await sup.start(slow)
     await sup.stop_all()
+
+
+async def test_a_child_over_its_memory_cap_is_recycled_with_its_dependents(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO")
+    events: list[Restarted] = []
+    reads: list[int] = []
+    # No restart allowed for a death: a recycle must not count as one.
+    policy = RestartPolicy(
+        max_restarts=0, backoff=FAST.backoff, dependent_grace_s=0.5, memory_every_s=0.1
+    )
+    sup = Supervisor(
+        out=io.StringIO(),
+        policy=policy,
+        on_restart=events.append,
+        on_rss=lambda name, rss: reads.append(rss),
+    )
+    # 64 MB of touched memory once started: over a 48 MB cap, every time.
+    hog = py("import time\nx = bytearray(64 << 20)\nprint('up', flush=True)\ntime.sleep(60)")
+    await sup.start(ChildSpec("hog", hog, max_rss_bytes=48 << 20))
+    await sup.start(ChildSpec("dependent", SLEEPER, depends_on=("hog",)))
+    first = (sup.children["hog"].proc, sup.children["dependent"].proc)
+    runner = asyncio.create_task(sup.run())
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if events:
+            break
+    await asyncio.sleep(0.5)
+    sup.request_stop()
+    assert await asyncio.wait_for(runner, 30) == 0  # the tree did not stop: no "death"
+    assert events and events[0] == Restarted("hog", CAP, events[0].rss_bytes)
+    assert (events[0].rss_bytes or 0) > 48 << 20 and max(reads) > 48 << 20
+    assert all(p is not None and p.returncode is not None for p in first)
+    assert sup.children["hog"].proc is not first[0]
+    assert sup.children["dependent"].proc is not first[1]
+    assert re.search(
+        r"hog uses \d+ MB, over its cap of 48 MB: recycling it \(and dependent\)", caplog.text
+    )
+    assert sup.failure is None

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from api.answers import Answer, ApiError, matches
+from api.feed import FeedState
 from api.history import Cursor, make_query, page
 from api.params import parse_directions, parse_exchanger, parse_rfc3339, v1_params
 from api.readiness import readiness
@@ -282,3 +283,42 @@ def test_v1_stops_vouching_for_rates_when_records_stop_coming() -> None:
     assert v1.get(b"direction=nope").status == 422  # bad input is still named as such
     snap.apply(latest("*", {}), 3)  # a republished record, even unchanged, vouches again
     assert v1.get(b"").status == 200
+
+
+def test_while_the_broker_is_away_v1_keeps_the_last_rates_for_longer() -> None:
+    clock = [100.0]
+    snap = Snapshot(DEFAULT_DIRECTIONS, clock=lambda: clock[0])
+    feed = FeedState(lambda: clock[0])
+    v1 = V1Answers(snap, max_silence_s=10, away=feed.away, away_max_s=60)
+    snap.apply(latest("BTC-USD", {"binance": ("1.5", True)}), 1)
+    snap.apply(latest("*", {}), 2)
+    feed.flowing()
+    clock[0] += 2
+    feed.replaced()  # the embedded broker was recycled: the workers start again
+    clock[0] += 30
+    assert v1.get(b"").status == 200  # 32 s of silence, but the broker is away
+    state = readiness(snap, feed.broker_error, away=feed.away())
+    assert not state.ready and "replaced (restarted or recycled) 30 s ago" in state.reason
+    body = orjson.loads(courses_v2(snap, ["BTC-USD"], T, feed.away()))["courses"][0]
+    assert body["stale"] is True and body["value"] == 1.5
+    assert body["reason"].startswith("the Kafka broker was replaced")
+    clock[0] += 30.5
+    gone = v1.get(b"")
+    assert gone.status == 503 and b"while the Kafka broker is away" in gone.body
+    snap.apply(latest("*", {}), 3)
+    feed.flowing()  # the pipeline is back
+    assert feed.away() is None and v1.get(b"").status == 200
+    clock[0] += 11  # and the ordinary rule holds again
+    assert v1.get(b"").status == 503
+
+
+def test_an_unreachable_broker_is_away_until_records_flow() -> None:
+    clock = [0.0]
+    feed = FeedState(lambda: clock[0])
+    feed.unreachable("127.0.0.1:9092: connection refused")
+    clock[0] = 5.0
+    feed.answering()  # the port answers again: a new broker, the pipeline not back yet
+    assert feed.broker_error is None
+    assert feed.away() == "the Kafka broker stopped answering 5 s ago"
+    feed.flowing()
+    assert feed.away() is None

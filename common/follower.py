@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from common.backoff import Backoff
+from common.throttle import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Follower:
         self.on_error = on_error
         #: While a topic is missing, the broker is asked this often whether it exists now.
         self.recheck_s = recheck_s
+        self._over_logs = Throttled()
 
     async def fetches(self) -> AsyncGenerator[Fetched, None]:
         """Every poll's records, forever; Kafka errors restart the consumer with backoff.
@@ -152,12 +154,13 @@ class Follower:
             if highwater is not None and await consumer.position(tp) > highwater:
                 behind.append(tp)
                 consumer.seek(tp, 0)
-        if behind:
-            topics = sorted({tp.topic for tp in behind})
+        if behind and self._over_logs.ready() is not None:
+            # Once per 10 s: a topic written to before its creation on the new broker starts
+            # over again a few times, while its producers retry.
             log.warning(
                 "%s: %s started over (the broker was replaced); reading them from the start",
                 self.name,
-                ", ".join(topics),
+                ", ".join(sorted({tp.topic for tp in behind})),
             )
         return bool(behind)
 

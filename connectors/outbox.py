@@ -150,12 +150,12 @@ class Outbox:
     def again(self) -> int:
         """Queue every recently delivered record, and the newest of each key, to be sent
         again (the broker that had them was replaced); the number queued. Within
-        ``settle_s`` of the previous replacement, only what was delivered since."""
+        ``settle_s`` of the previous replacement, of the window only what was delivered
+        since (and the newest of each key, whatever its age, still)."""
         busy = set(self.inflight) | {r.seq for r in self.pending} | {s for s, _ in self.retry}
         since = self._again_since
         chosen = {seq: d.record for seq, d in self.recent.items() if since is None or d.at >= since}
-        if since is None:
-            chosen.update({r.seq: r for r in self.newest.values()})
+        chosen.update({r.seq: r for r in self.newest.values()})
         queued = 0
         for seq, record in chosen.items():
             if seq not in busy:

@@ -55,7 +55,9 @@ async def wait_for_broker(bootstrap: str, timeout_s: float) -> None:
             if not announced and timeout_s >= 5:
                 log.info("waiting up to %g s for Kafka at %s", timeout_s, bootstrap)
                 announced = True
-            await asyncio.sleep(min(0.5, remaining))
+            # Soon after a start: clients reconnecting to a new broker may write to a topic
+            # before it exists, and creating it then starts its partitions over.
+            await asyncio.sleep(min(0.05, remaining))
 
 
 async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int) -> list[str]:

@@ -87,6 +87,8 @@ class Child:
     announce: str | None = None
     #: Recycled (with what depends on it) when its RSS exceeds this (the embedded broker).
     max_rss_bytes: int | None = None
+    #: Frozen while one of these restarts, until it is ready (the connector, for the broker).
+    frozen_with: tuple[str, ...] = ()
 
 
 #: A step of the start: a child, or a configured service to wait for before going on.
@@ -313,9 +315,12 @@ def plan(
     steps: list[Step] = list(found.steps)
     # The connector and the API outlive a restart of the broker: the connector holds what it
     # could not publish and sends its recent records again, the API serves the last rates.
+    # The connector is frozen while the broker restarts: a record reaching the new broker
+    # before its topics exist makes Tansu start the partition over when they are created.
     # Faust workers never recover from a broker restart, so they restart with it.
     if source != "replay":
-        steps.append(Child("connect", (*RATES, "connect", *venues), env, grace_s=5.0))
+        connect = (*RATES, "connect", *venues)
+        steps.append(Child("connect", connect, env, grace_s=5.0, frozen_with=kafka))
     steps += _workers(settings, env, kafka)
     steps.append(Child("history", (*RATES, "history"), env, kafka + found.database, grace_s=10.0))
     api = f"http://{settings.api_host}:{settings.api_port}"

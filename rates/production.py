@@ -248,6 +248,7 @@ def children(
                     (*RATES, process),
                     {**env, _PORT_SETTING[process]: str(port)},
                     depends_on=_depends(process, depends_on, database),
+                    frozen_with=depends_on if process == "connect" else (),
                     grace_s=_GRACE_S.get(process, 5.0),
                 )
             )

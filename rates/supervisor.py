@@ -63,6 +63,10 @@ class ChildSpec:
     ready_timeout_s: float = 60.0
     #: Recycled (stopped and started again, with its dependents) when its RSS exceeds this.
     max_rss_bytes: int | None = None
+    #: Frozen (SIGSTOP) while one of these restarts, until it is ready again (SIGCONT): a
+    #: producer that outlives the broker must not write to the new one before its topics
+    #: exist (Tansu starts such a partition over when the topic is then created).
+    frozen_with: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -282,9 +286,9 @@ class Supervisor:
         if reason == CAP:
             cap = child.spec.max_rss_bytes or 0
             log.warning(
-                "%s uses %d MB, over its cap of %d MB: recycling it (and %s)",
+                "%s uses %.1f MB, over its cap of %d MB: recycling it (and %s)",
                 name,
-                (rss or 0) >> 20,
+                (rss or 0) / 2**20,
                 cap >> 20,
                 ", ".join(c.spec.name for c in self._dependents(name)) or "nothing else",
             )
@@ -314,15 +318,23 @@ class Supervisor:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), delay)
             return False
-        # The child first (a recycled one still runs): its dependents are restarted because
-        # they cannot outlive it, so they get only a short grace.
-        await self._stop_child(child)
-        dependents = self._dependents(name)
-        await asyncio.gather(
-            *(self._stop_child(d, self.policy.dependent_grace_s) for d in reversed(dependents))
-        )
+        frozen = self._freeze(name)
         try:
+            # The child first (a recycled one still runs): its dependents are restarted
+            # because they cannot outlive it, so they get only a short grace.
+            await self._stop_child(child)
+            dependents = self._dependents(name)
+            await asyncio.gather(
+                *(self._stop_child(d, self.policy.dependent_grace_s) for d in reversed(dependents))
+            )
             await self._spawn(child)
+        except StartError as exc:
+            log.error("%s", exc)
+            self._exits.put_nowait((name, -1, DIED, None))
+            return True
+        finally:
+            self._signal(frozen, signal.SIGCONT)
+        try:
             for dependent in dependents:
                 log.info("restarting %s (it depends on %s)", dependent.spec.name, name)
                 await self._spawn(dependent)
@@ -330,6 +342,25 @@ class Supervisor:
             log.error("%s", exc)
             self._exits.put_nowait((name, -1, DIED, None))
         return True
+
+    def _freeze(self, name: str) -> list[_Child]:
+        """SIGSTOP the running children frozen while ``name`` restarts; returns them."""
+        frozen = [
+            c
+            for c in self.children.values()
+            if name in c.spec.frozen_with and c.proc is not None and c.proc.returncode is None
+        ]
+        if frozen:
+            log.info("freezing %s until %s is back", ", ".join(c.spec.name for c in frozen), name)
+        self._signal(frozen, signal.SIGSTOP)
+        return frozen
+
+    @staticmethod
+    def _signal(children: list[_Child], sig: int) -> None:
+        for child in children:
+            if child.proc is not None and child.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.proc.send_signal(sig)
 
     # -- stopping -------------------------------------------------------------------------
 
@@ -339,6 +370,7 @@ class Supervisor:
         grace = child.spec.grace_s if grace_s is None else min(grace_s, child.spec.grace_s)
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGCONT)  # a frozen child acts on no other signal
                 proc.send_signal(child.spec.stop_signal)
             try:
                 await asyncio.wait_for(proc.wait(), grace)

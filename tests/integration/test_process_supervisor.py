@@ -134,6 +134,6 @@ async def test_a_child_over_its_memory_cap_is_recycled_with_its_dependents(
     assert sup.children["hog"].proc is not first[0]
     assert sup.children["dependent"].proc is not first[1]
     assert re.search(
-        r"hog uses \d+ MB, over its cap of 48 MB: recycling it \(and dependent\)", caplog.text
+        r"hog uses [\d.]+ MB, over its cap of 48 MB: recycling it \(and dependent\)", caplog.text
     )
     assert sup.failure is None

@@ -49,7 +49,7 @@ class Heartbeat:
 
 
 @dataclass(frozen=True, slots=True)
-class Rate:
+class RateLimit:
     """At most ``count`` events per ``per_s`` seconds (bursts up to ``count`` allowed)."""
 
     count: int
@@ -99,7 +99,7 @@ class WebsocketVenue:
     #: Client messages per second the venue tolerates on one connection.
     max_messages_per_s: float = 5.0
     #: Connection attempts the venue tolerates (per IP).
-    max_connects: Rate = Rate(1, 1.0)
+    max_connects: RateLimit = RateLimit(1, 1.0)
     symbol_check: SymbolCheck | None = None
 
 
@@ -130,7 +130,7 @@ class PollingVenue:
     parse: Callable[[str, datetime], list[Quote]]
     auth: Auth | None = None
     #: Requests the venue tolerates; a shorter poll interval is warned about at start.
-    max_requests: Rate | None = None
+    max_requests: RateLimit | None = None
 
     @staticmethod
     def silence_limit(interval_s: float) -> float:

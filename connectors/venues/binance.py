@@ -13,7 +13,7 @@ from datetime import datetime
 from connectors.venues.base import (
     Frame,
     FrameKind,
-    Rate,
+    RateLimit,
     SymbolCheck,
     WebsocketVenue,
     collect,
@@ -156,6 +156,6 @@ VENUE = WebsocketVenue(
     max_lifetime_s=24 * 3600.0,
     rotate_setting="binance_rotate_after_s",
     max_messages_per_s=5.0,
-    max_connects=Rate(300, 300.0),
+    max_connects=RateLimit(300, 300.0),
     symbol_check=SymbolCheck("binance_api_url", symbol_paths, listed),
 )

@@ -17,7 +17,7 @@ from connectors.venues.base import (
     Frame,
     FrameKind,
     Heartbeat,
-    Rate,
+    RateLimit,
     SymbolCheck,
     WebsocketVenue,
     json_object,
@@ -115,6 +115,6 @@ VENUE = WebsocketVenue(
     heartbeat=Heartbeat('{"req_id":"ping","op":"ping"}', 20.0),
     silence_limit_s=3.0,
     max_messages_per_s=5.0,
-    max_connects=Rate(500, 300.0),
+    max_connects=RateLimit(500, 300.0),
     symbol_check=SymbolCheck("bybit_api_url", symbol_paths, listed),
 )

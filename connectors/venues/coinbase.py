@@ -17,7 +17,7 @@ import orjson
 from connectors.venues.base import (
     Frame,
     FrameKind,
-    Rate,
+    RateLimit,
     SymbolCheck,
     WebsocketVenue,
     collect,
@@ -132,6 +132,6 @@ VENUE = WebsocketVenue(
     heartbeat=None,  # the heartbeats channel keeps the connection open
     silence_limit_s=3.0,
     max_messages_per_s=5.0,
-    max_connects=Rate(8, 1.0),
+    max_connects=RateLimit(8, 1.0),
     symbol_check=SymbolCheck("coinbase_api_url", symbol_paths, listed),
 )

@@ -18,7 +18,7 @@ from connectors.venues.base import (
     Frame,
     FrameKind,
     PollingVenue,
-    Rate,
+    RateLimit,
     collect,
     json_object,
     load_json_exact,
@@ -126,5 +126,5 @@ VENUE = PollingVenue(
         headers={"demo": "x-cg-demo-api-key", "pro": "x-cg-pro-api-key"},
     ),
     # The demo plan: 30 calls a minute (docs have said 30 to 100 over time).
-    max_requests=Rate(30, 60.0),
+    max_requests=RateLimit(30, 60.0),
 )

@@ -17,7 +17,7 @@ import orjson
 from connectors.venues.base import (
     Frame,
     FrameKind,
-    Rate,
+    RateLimit,
     SymbolCheck,
     WebsocketVenue,
     collect,
@@ -127,6 +127,6 @@ VENUE = WebsocketVenue(
     heartbeat=None,  # the server sends heartbeats; no client keep-alive is needed
     silence_limit_s=3.0,
     max_messages_per_s=5.0,
-    max_connects=Rate(150, 600.0),
+    max_connects=RateLimit(150, 600.0),
     symbol_check=SymbolCheck("kraken_api_url", symbol_paths, listed),
 )

@@ -18,7 +18,7 @@ from connectors.venues.base import (
     Frame,
     FrameKind,
     Heartbeat,
-    Rate,
+    RateLimit,
     SymbolCheck,
     WebsocketVenue,
     collect,
@@ -119,6 +119,6 @@ VENUE = WebsocketVenue(
     heartbeat=Heartbeat("ping", 20.0),  # OKX closes connections quiet for 30 s
     silence_limit_s=3.0,
     max_messages_per_s=5.0,
-    max_connects=Rate(3, 1.0),
+    max_connects=RateLimit(3, 1.0),
     symbol_check=SymbolCheck("okx_api_url", symbol_paths, listed),
 )

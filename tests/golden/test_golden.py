@@ -1,4 +1,4 @@
-"""Recorded venue frames through every parser, against golden quotes.
+"""Golden frames: recorded venue frames through every parser, against the quotes expected.
 
 Each venue has ``frames/<venue>.jsonl``: verbatim frames from the documented formats
 (shared/exchanges.md), each with the frame kind the connection loop must see and either

@@ -17,6 +17,7 @@ from connectors.venues.base import (
     Frame,
     FrameKind,
     Heartbeat,
+    MarketQuote,
     RateLimit,
     SymbolCheck,
     WebsocketVenue,
@@ -30,7 +31,6 @@ from connectors.venues.base import (
     same_url,
 )
 from schemas.errors import FrameError
-from schemas.records import Quote
 
 NAME = "bybit"
 
@@ -69,7 +69,7 @@ def classify(frame: str) -> Frame:
     return Frame(FrameKind.MALFORMED, NAME)
 
 
-def parse(frame: str, received_at: datetime) -> list[Quote]:
+def parse(frame: str, received_at: datetime) -> list[MarketQuote]:
     """The quote of a tickers push; [] for acks and pongs."""
     msg = load_json(frame, NAME)
     if not isinstance(msg, dict):

@@ -17,6 +17,7 @@ import orjson
 from connectors.venues.base import (
     Frame,
     FrameKind,
+    MarketQuote,
     RateLimit,
     SymbolCheck,
     WebsocketVenue,
@@ -30,7 +31,6 @@ from connectors.venues.base import (
     same_url,
 )
 from schemas.errors import FrameError
-from schemas.records import Quote
 
 NAME = "coinbase"
 
@@ -79,13 +79,13 @@ def classify(frame: str) -> Frame:
     return Frame(FrameKind.MALFORMED, NAME)
 
 
-def _ticker(item: object, ts: datetime, received_at: datetime) -> Quote:
+def _ticker(item: object, ts: datetime, received_at: datetime) -> MarketQuote:
     entry, product, market = lookup(item, "product_id", MARKETS, NAME)
     value = price(entry.get("price"), "coinbase ticker price")
     return make_quote(NAME, product, market, value, ts, received_at)
 
 
-def parse(frame: str, received_at: datetime) -> list[Quote]:
+def parse(frame: str, received_at: datetime) -> list[MarketQuote]:
     """Quotes of a ticker message; [] for acks, heartbeats and errors."""
     msg = load_json(frame, NAME)
     if not isinstance(msg, dict):

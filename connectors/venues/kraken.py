@@ -17,6 +17,7 @@ import orjson
 from connectors.venues.base import (
     Frame,
     FrameKind,
+    MarketQuote,
     RateLimit,
     SymbolCheck,
     WebsocketVenue,
@@ -32,7 +33,6 @@ from connectors.venues.base import (
     same_url,
 )
 from schemas.errors import FrameError
-from schemas.records import Quote
 
 NAME = "kraken"
 
@@ -72,7 +72,7 @@ def classify(frame: str) -> Frame:
     return Frame(FrameKind.MALFORMED, NAME)
 
 
-def _ticker(item: object, received_at: datetime) -> Quote | None:
+def _ticker(item: object, received_at: datetime) -> MarketQuote | None:
     entry, symbol, market = lookup(item, "symbol", MARKETS, NAME)
     if "last" not in entry:
         return None  # an update that leaves the last price unchanged
@@ -82,7 +82,7 @@ def _ticker(item: object, received_at: datetime) -> Quote | None:
     return make_quote(NAME, symbol, market, value, ts, received_at)
 
 
-def parse(frame: str, received_at: datetime) -> list[Quote]:
+def parse(frame: str, received_at: datetime) -> list[MarketQuote]:
     """Quotes of a ticker frame; [] for status, acks, pongs and heartbeats."""
     msg: Any = load_json_exact(frame, NAME)
     if not isinstance(msg, dict):

@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from connectors import registry
 from pipeline.normalize import Conversion, Normalizer
-from pipeline.replay import Entry, Header, Recording, RecordingWriter
+from pipeline.replay.recording import Entry, Header, Recording, RecordingWriter
 from pipeline.settings import WorkerSettings
 from rates import embedded
 from rates.kafka import ensure_topics

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import psutil
 
-from pipeline.replay import Recording
+from pipeline.replay.recording import Recording
 from rates.embedded import free_port
 from schemas.records import Quote, RawFrame, format_time
 from schemas.topics import Topics

@@ -26,7 +26,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from connectors.venues.base import MarketQuote, Venue
-from pipeline.failover import Health, Policy, age_s, reference_fresh
+from pipeline.health import Health, Policy, age_s, reference_fresh
 from schemas.errors import FrameError
 from schemas.records import Leg, Quote, RawFrame
 

@@ -45,8 +45,8 @@ production-tools: ## install Debian's nginx and Prometheus when missing (product
 test: install lint ## lint, type-check and run every test tier
 	$(BIN)/pytest
 
-test-unit: install ## the fast tiers only (unit and replay)
-	$(BIN)/pytest tests/unit tests/replay
+test-unit: install ## the fast tiers only (unit and golden frames)
+	$(BIN)/pytest tests/unit tests/golden
 
 test-integration: install ## the integration tier (real Tansu, PostgreSQL and processes)
 	$(BIN)/pytest tests/integration

@@ -3,12 +3,14 @@
 It has its own consumer group on ``rates.normalized`` and ``rates.latest`` and uses plain
 aiokafka, because Faust's ``take()`` acknowledges records before they are stored. Records
 are gathered into a bounded batch, written in one transaction (multi-row ``INSERT ... ON
-CONFLICT DO NOTHING``: quotes are keyed on their id, switches on (direction, at, to_venue),
-so a redelivered record is stored once), and only then are their offsets committed.
+CONFLICT DO NOTHING``: quotes are keyed on (ts, direction, id), switches on (direction, at,
+to_venue), so a redelivered record is stored once), together with the per-minute rollup of the
+quotes it newly stored (pipeline/rollup.py), and only then are their offsets committed.
 
 While PostgreSQL is unreachable the batch is kept, the consumer's partitions are paused (so
 memory stays bounded and only this consumer waits) and the write is retried with capped
-backoff; nothing is lost. The same process applies the retention periodically.
+backoff; nothing is lost. The same process keeps the partitions (pipeline/partitions.py):
+created ahead and for any day a batch holds, dropped whole by the retention.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from common.backoff import Backoff
 from common.database import libpq_url
 from pipeline import metrics
+from pipeline.partitions import QUOTES, ROLLUP, Partitions
+from pipeline.rollup import MERGE_BARS, bar_columns, rollup
 from pipeline.settings import HistorySettings
 from schemas.errors import RatesError, RecordError
 from schemas.records import Latest, Quote
@@ -40,7 +44,7 @@ log = logging.getLogger(__name__)
 SESSION_TIMEOUT_MS = 6000
 #: One write (connect, insert, commit) longer than this counts as PostgreSQL being down.
 WRITE_TIMEOUT_S = 30.0
-#: Rows deleted per retention statement, so no delete holds locks for long.
+#: Switches deleted per retention statement, so no delete holds locks for long.
 RETENTION_CHUNK = 10_000
 
 # -- pure: switches and rows ----------------------------------------------------------------
@@ -126,17 +130,23 @@ def switch_columns(switches: Sequence[Switch]) -> tuple[list[Any], ...]:
     )
 
 
+# Legs arrive as on the topic and are stored compact (quote_legs_in, migration 0003). The
+# ids of the rows inserted come back: the rollup counts those, never a redelivered quote.
 INSERT_QUOTES = """
 INSERT INTO quotes (id, venue, direction, value, ts, received_at, derived_from)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::numeric[],
-                     %s::timestamptz[], %s::timestamptz[], %s::jsonb[])
-ON CONFLICT (id) DO NOTHING
+SELECT id, venue, direction, value, ts, received_at, quote_legs_in(legs)
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::numeric[],
+            %s::timestamptz[], %s::timestamptz[], %s::jsonb[])
+     AS r(id, venue, direction, value, ts, received_at, legs)
+ON CONFLICT (ts, direction, id) DO NOTHING
+RETURNING id
 """
 
 INSERT_SWITCHES = """
 INSERT INTO switches (direction, from_venue, to_venue, reason, at)
 SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])
 ON CONFLICT ON CONSTRAINT switches_once DO NOTHING
+RETURNING id
 """
 
 LAST_SWITCHES = """
@@ -145,10 +155,8 @@ FROM switches WHERE to_venue IS NOT NULL ORDER BY direction, at DESC
 """
 
 # Deletes in chunks; the newest switch of a direction is kept however old, because it says
-# which venue is chosen (and the writer compares with it after a restart).
-DELETE_QUOTES = """
-DELETE FROM quotes WHERE id IN (SELECT id FROM quotes WHERE ts < %s LIMIT %s)
-"""
+# which venue is chosen (and the writer compares with it after a restart). Quotes and their
+# rollup are never deleted row by row: their partitions are dropped whole.
 DELETE_SWITCHES = """
 DELETE FROM switches WHERE id IN (
     SELECT s.id FROM switches s WHERE s.at < %s
@@ -162,26 +170,26 @@ Columns = Callable[[Sequence[Any]], tuple[list[Any], ...]]
 
 async def _insert(
     conn: psycopg.AsyncConnection[Any], table: str, sql: str, columns: Columns, rows: Sequence[Any]
-) -> int:
-    """Insert rows in one statement; the number of new rows.
+) -> list[Any]:
+    """Insert rows in one statement; the ids of the new rows (``RETURNING id``).
 
     A row PostgreSQL refuses (a NUL character, a constraint) must not block the history:
     the rows are then inserted one by one and the refused ones skipped, counted and logged.
     """
     if not rows:
-        return 0
+        return []
     try:
         async with conn.transaction():  # a savepoint
             cursor = await conn.execute(sql, columns(rows))
-            return max(cursor.rowcount, 0)
+            return [row[0] for row in await cursor.fetchall()]
     except (psycopg.DataError, psycopg.IntegrityError) as exc:
         log.warning("PostgreSQL refuses a row of %s (%s); storing one by one", table, exc)
-    stored = 0
+    stored = []
     for row in rows:
         try:
             async with conn.transaction():
                 cursor = await conn.execute(sql, columns([row]))
-                stored += max(cursor.rowcount, 0)
+                stored += [found[0] for found in await cursor.fetchall()]
         except (psycopg.DataError, psycopg.IntegrityError) as exc:
             metrics.HISTORY_BAD_RECORDS.labels(table).inc()
             log.warning("skipped a row of %s PostgreSQL refuses (%s): %r", table, exc, row)
@@ -263,6 +271,7 @@ class HistoryWriter:
             reconnect_timeout=max(2.0, settings.history_retry_cap_s),
         )
         self.batch = Batch()
+        self.partitions = Partitions()
         self.chosen: dict[str, Chosen] | None = None  # loaded from the database when needed
         self.prepared = prepare is None
         self.down_since: float | None = None
@@ -322,15 +331,25 @@ class HistoryWriter:
             assert self.prepare is not None
             await asyncio.to_thread(self.prepare)  # migrations, under yoyo's lock
             self.prepared = True
-        quotes = list(batch.quotes.values())
+        # In key order, so the index grows at its right edge (densely packed pages).
+        quotes = sorted(batch.quotes.values(), key=lambda q: (q.ts, q.direction, q.id))
         started = time.monotonic()
-        async with self.pool.connection(timeout=5.0) as conn, conn.transaction():
-            chosen = self.chosen if self.chosen is not None else await self._load_chosen(conn)
-            switches, after = derive_switches(chosen, batch.latest)
-            stored_quotes = await _insert(conn, "quotes", INSERT_QUOTES, quote_columns, quotes)
-            stored_switches = await _insert(
-                conn, "switches", INSERT_SWITCHES, switch_columns, switches
-            )
+        async with self.pool.connection(timeout=5.0) as conn:
+            times = [q.ts for q in quotes]
+            for target in (QUOTES, ROLLUP):
+                if self.partitions.needs(target, times):
+                    await self.partitions.ensure(conn, target, times)
+            async with conn.transaction():
+                chosen = self.chosen if self.chosen is not None else await self._load_chosen(conn)
+                switches, after = derive_switches(chosen, batch.latest)
+                new = set(await _insert(conn, "quotes", INSERT_QUOTES, quote_columns, quotes))
+                bars = rollup(q for q in quotes if q.id in new)
+                if bars:
+                    await conn.execute(MERGE_BARS, bar_columns(bars))
+                stored_switches = len(
+                    await _insert(conn, "switches", INSERT_SWITCHES, switch_columns, switches)
+                )
+            stored_quotes = len(new)
         # Committed: the rows are durable.
         self.chosen = after
         metrics.HISTORY_WRITE_SECONDS.observe(time.monotonic() - started)
@@ -421,25 +440,44 @@ class HistoryWriter:
     # -- retention ----------------------------------------------------------------------
 
     async def apply_retention(self) -> int:
-        """Delete history older than the retention; the number of rows deleted."""
-        cutoff = self.clock() - timedelta(days=self.settings.rates_history_retention_days)
-        total = 0
-        for table, statement in (("quotes", DELETE_QUOTES), ("switches", DELETE_SWITCHES)):
-            while True:
-                async with self.pool.connection(timeout=5.0) as conn, conn.transaction():
-                    cursor = await conn.execute(statement, (cutoff, RETENTION_CHUNK))
-                    deleted = max(cursor.rowcount, 0)
-                metrics.HISTORY_RETENTION_DELETED.labels(table).inc(deleted)
-                total += deleted
-                if deleted < RETENTION_CHUNK:
-                    break
-        if total:
-            log.info("retention deleted %d rows older than %s", total, cutoff.isoformat())
-        return total
+        """Keep the partitions and apply the retention; the partitions and switches removed.
+
+        Creates the partitions of the next days (and months) ahead, moves rows found in a
+        DEFAULT partition into partitions of their own, drops the partitions of quotes and
+        of the rollup older than their retention, and deletes switches older than the
+        rollup's, in chunks (the newest of each direction is kept however old).
+        """
+        now = self.clock()
+        quotes_days = self.settings.rates_history_retention_days
+        rollup_days = self.settings.rates_history_rollup_retention_days
+        self.partitions.known.clear()  # read the catalog again: someone may have changed it
+        dropped = []
+        async with self.pool.connection(timeout=5.0) as conn:
+            for target, days in ((QUOTES, quotes_days), (ROLLUP, rollup_days)):
+                await self.partitions.ensure(conn, target, target.ahead(now))
+                await self.partitions.adopt_default(conn, target)
+                if days:
+                    cutoff = now - timedelta(days=days)
+                    dropped += await self.partitions.drop_expired(conn, target, cutoff)
+        deleted = 0
+        while rollup_days:
+            cutoff = now - timedelta(days=rollup_days)
+            async with self.pool.connection(timeout=5.0) as conn, conn.transaction():
+                cursor = await conn.execute(DELETE_SWITCHES, (cutoff, RETENTION_CHUNK))
+                chunk = max(cursor.rowcount, 0)
+            metrics.HISTORY_RETENTION_DELETED.labels("switches").inc(chunk)
+            deleted += chunk
+            if chunk < RETENTION_CHUNK:
+                break
+        if dropped or deleted:
+            log.info(
+                "retention dropped partitions %s and deleted %d switches",
+                ", ".join(dropped) or "(none)",
+                deleted,
+            )
+        return len(dropped) + deleted
 
     async def retention_loop(self) -> None:
-        if not self.settings.rates_history_retention_days:
-            return
         while True:
             delay = self.settings.history_retention_interval_s
             if self.prepared:

@@ -47,7 +47,7 @@ CREATE TABLE quotes (
     id           text COLLATE "C" NOT NULL,
     venue        text        NOT NULL,
     direction    text        NOT NULL,
-    value        numeric     NOT NULL CHECK (value > 0),
+    value        numeric     NOT NULL CONSTRAINT quotes_value_check CHECK (value > 0),
     ts           timestamptz NOT NULL,
     received_at  timestamptz NOT NULL,
     derived_from json,

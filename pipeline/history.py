@@ -274,6 +274,7 @@ class HistoryWriter:
         self.partitions = Partitions()
         self.chosen: dict[str, Chosen] | None = None  # loaded from the database when needed
         self.prepared = prepare is None
+        self.preparing = asyncio.Lock()
         self.down_since: float | None = None
         self.backoff = Backoff(base_s=0.2, cap_s=settings.history_retry_cap_s)
         self.failures = 0
@@ -325,12 +326,17 @@ class HistoryWriter:
         cursor = await conn.execute(LAST_SWITCHES)
         return {direction: Chosen(venue, at) for direction, venue, at in await cursor.fetchall()}
 
+    async def ensure_prepared(self) -> None:
+        """Apply the migrations once (the first write, or the first retention run)."""
+        async with self.preparing:
+            if not self.prepared:
+                assert self.prepare is not None
+                await asyncio.to_thread(self.prepare)  # migrations, under yoyo's lock
+                self.prepared = True
+
     async def write(self, batch: Batch) -> None:
         """Store the batch in one transaction; raises on any database failure."""
-        if not self.prepared:
-            assert self.prepare is not None
-            await asyncio.to_thread(self.prepare)  # migrations, under yoyo's lock
-            self.prepared = True
+        await self.ensure_prepared()
         # In key order, so the index grows at its right edge (densely packed pages).
         quotes = sorted(batch.quotes.values(), key=lambda q: (q.ts, q.direction, q.id))
         started = time.monotonic()
@@ -478,17 +484,22 @@ class HistoryWriter:
         return len(dropped) + deleted
 
     async def retention_loop(self) -> None:
+        """The partitions kept from the start (the days ahead exist before the first write)
+        and every ``HISTORY_RETENTION_INTERVAL_S``."""
+        failing = False
         while True:
             delay = self.settings.history_retention_interval_s
-            if self.prepared:
-                try:
-                    async with asyncio.timeout(WRITE_TIMEOUT_S * 10):
-                        await self.apply_retention()
-                except (psycopg.Error, PoolTimeout, TimeoutError, OSError) as exc:
-                    log.warning("retention failed (%s); trying again later", exc)
-                    delay = min(delay, 60.0)
-            else:
-                delay = min(delay, 1.0)  # not connected yet: the writer prepares the schema
+            try:
+                async with asyncio.timeout(WRITE_TIMEOUT_S * 10):
+                    await self.ensure_prepared()
+                    await self.apply_retention()
+                failing = False
+            except (psycopg.Error, PoolTimeout, TimeoutError, OSError, RatesError) as exc:
+                # The write path reports PostgreSQL being away: one warning per outage here.
+                report = log.debug if failing else log.warning
+                report("retention failed (%s); trying again later", exc)
+                failing = True
+                delay = min(delay, 10.0)
             await asyncio.sleep(delay)
 
     # -- the loop -----------------------------------------------------------------------

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api import models
-from api.history import DEFAULT_LIMIT, MAX_LIMIT, make_query
-from api.models import CoursesV2, HistoryPage, VenuesV2
+from api.history import DEFAULT_LIMIT, MAX_LIMIT, Resolution, make_query
+from api.models import CoursesV2, HistoryBars, HistoryPage, VenuesV2
 from api.responses import respond
 from api.routers.params import Directions, IfNoneMatch
 from api.snapshot import Answer, ApiError, parse_directions
@@ -140,21 +140,26 @@ async def venues(request: Request, if_none_match: IfNoneMatch = None) -> Respons
 
 @router.get(
     "/courses/history",
-    response_model=HistoryPage,
-    summary="Stored quotes of one direction, oldest first, in pages",
+    response_model=HistoryPage | HistoryBars,
+    summary="Stored quotes of one direction, or their 1-minute bars, oldest first, in pages",
     description=(
-        "Every quote of every venue stored for the direction with `since <= ts < until`, "
-        "ordered by venue time. Follow `next_cursor` for the next page. Read from "
-        "PostgreSQL; when it is away this endpoint answers 503 and the others keep serving."
+        "`resolution=raw` (the default): every quote of every venue stored for the direction "
+        "with `since <= ts < until`, ordered by venue time (kept "
+        "`RATES_HISTORY_RETENTION_DAYS`). `resolution=1m`: per minute and venue, the open, "
+        "high, low and close of those quotes and their count, for the minutes starting in "
+        "`[since, until)` (kept `RATES_HISTORY_ROLLUP_RETENTION_DAYS`). Follow `next_cursor` "
+        "for the next page. Read from PostgreSQL; when it is away this endpoint answers 503 "
+        "and the others keep serving."
     ),
     responses={
         200: {"headers": models.CACHE_HEADERS},
         304: NOT_MODIFIED,
         422: models.error(
-            "bad direction, time, limit or cursor",
+            "bad direction, time, limit, cursor or resolution",
             since="since='yesterday' is not an RFC 3339 time with an offset, "
             "e.g. 2026-11-24T16:00:00Z",
             cursor="cursor is not one this API returned: pass next_cursor unchanged",
+            resolution="resolution: Input should be 'raw' or '1m'",
         ),
         503: models.unavailable(
             "PostgreSQL is not configured or does not answer",
@@ -192,6 +197,14 @@ async def history(
             examples=["WyIyMDI2LTExLTI0VDE2OjAwOjAxLjAwMDAwMFoiLCJxMSJd"],
         ),
     ] = None,
+    resolution: Annotated[
+        Resolution,
+        Query(
+            description="`raw`: every quote; `1m`: per minute and venue, open, high, low, "
+            "close and count",
+            examples=["1m"],
+        ),
+    ] = "raw",
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     state = request.app.state
@@ -199,7 +212,7 @@ async def history(
         wanted = parse_directions([direction], state.snapshot.directions)
         if len(wanted) != 1:
             raise ApiError(422, "history takes one direction at a time")
-        query = make_query(wanted[0], since, until, limit, cursor)
+        query = make_query(wanted[0], since, until, limit, cursor, resolution)
         answer = Answer.ok(await state.history.fetch(query))
     except ApiError as exc:
         answer = Answer.error(exc)

@@ -20,6 +20,7 @@ ORDER BY ts, id
 ON CONFLICT (id) DO NOTHING;
 
 DROP TABLE quotes_partitioned;
+DROP TABLE quotes_1m_parts;
 DROP TABLE quotes_1m;
 DROP FUNCTION quote_legs_in(jsonb);
 DROP FUNCTION quote_legs_out(json);

@@ -82,23 +82,28 @@ DROP TABLE quotes_unpartitioned;
 
 -- One row per (minute, direction, venue): open, high, low, close and the number of quotes.
 -- open and close are the first and last quotes by (ts, id), the order of the history pages;
--- their times and ids are kept, so bars of one minute written in several batches (in any
--- order) merge into the same values.
+-- their times and ids are kept, so bars of one minute made from several batches (in any
+-- order) merge into the same values. Fixed-width columns first: less padding.
 CREATE TABLE quotes_1m (
     minute      timestamptz NOT NULL,
+    open_ts     timestamptz NOT NULL,
+    close_ts    timestamptz NOT NULL,
+    quote_count integer     NOT NULL CHECK (quote_count > 0),
     direction   text        NOT NULL,
     venue       text        NOT NULL,
     open        numeric     NOT NULL,
     high        numeric     NOT NULL,
     low         numeric     NOT NULL,
     close       numeric     NOT NULL,
-    quote_count integer     NOT NULL CHECK (quote_count > 0),
-    open_ts     timestamptz NOT NULL,
-    close_ts    timestamptz NOT NULL,
     open_id     text COLLATE "C" NOT NULL,
     close_id    text COLLATE "C" NOT NULL,
     CONSTRAINT quotes_1m_pkey PRIMARY KEY (minute, direction, venue)
 ) PARTITION BY RANGE (minute);
+
+-- The bars of each batch, as the writer stores its quotes (insert only, in the same
+-- transaction); merged into quotes_1m once their minute is over, so that a bar is written
+-- there once rather than at every batch (updated rows would leave dead versions behind).
+CREATE TABLE quotes_1m_parts (LIKE quotes_1m INCLUDING CONSTRAINTS);
 
 CREATE TABLE quotes_1m_default PARTITION OF quotes_1m DEFAULT;
 
@@ -117,11 +122,13 @@ BEGIN
 END
 $$;
 
-INSERT INTO quotes_1m
+INSERT INTO quotes_1m (minute, direction, venue, open, high, low, close, quote_count,
+                       open_ts, close_ts, open_id, close_id)
 SELECT date_trunc('minute', ts, 'UTC'), direction, venue,
        (array_agg(value ORDER BY ts, id))[1], max(value), min(value),
        (array_agg(value ORDER BY ts DESC, id DESC))[1], count(*),
        min(ts), max(ts),
        (array_agg(id ORDER BY ts, id))[1], (array_agg(id ORDER BY ts DESC, id DESC))[1]
 FROM quotes
-GROUP BY 1, 2, 3;
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3;

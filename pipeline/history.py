@@ -33,7 +33,7 @@ from common.backoff import Backoff
 from common.database import libpq_url
 from pipeline import metrics
 from pipeline.partitions import QUOTES, ROLLUP, Partitions
-from pipeline.rollup import MERGE_BARS, bar_columns, rollup
+from pipeline.rollup import COMPACT_PARTS, INSERT_PARTS, bar_columns, minute_of, rollup
 from pipeline.settings import HistorySettings
 from schemas.errors import RatesError, RecordError
 from schemas.records import Latest, Quote
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 SESSION_TIMEOUT_MS = 6000
 #: One write (connect, insert, commit) longer than this counts as PostgreSQL being down.
 WRITE_TIMEOUT_S = 30.0
+#: Seconds between compactions of the bars of finished minutes into quotes_1m.
+ROLLUP_INTERVAL_S = 10.0
 #: Switches deleted per retention statement, so no delete holds locks for long.
 RETENTION_CHUNK = 10_000
 
@@ -351,7 +353,7 @@ class HistoryWriter:
                 new = set(await _insert(conn, "quotes", INSERT_QUOTES, quote_columns, quotes))
                 bars = rollup(q for q in quotes if q.id in new)
                 if bars:
-                    await conn.execute(MERGE_BARS, bar_columns(bars))
+                    await conn.execute(INSERT_PARTS, bar_columns(bars))
                 stored_switches = len(
                     await _insert(conn, "switches", INSERT_SWITCHES, switch_columns, switches)
                 )
@@ -483,6 +485,33 @@ class HistoryWriter:
             )
         return len(dropped) + deleted
 
+    # -- the rollup ---------------------------------------------------------------------
+
+    async def compact_bars(self) -> int:
+        """Merge the bars of finished minutes into quotes_1m; the bars written."""
+        now = self.clock()
+        async with self.pool.connection(timeout=5.0) as conn, conn.transaction():
+            cursor = await conn.execute(COMPACT_PARTS, {"finished": minute_of(now), "now": now})
+            written = max(cursor.rowcount, 0)
+        metrics.HISTORY_ROWS.labels("quotes_1m").inc(written)
+        return written
+
+    async def rollup_loop(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(ROLLUP_INTERVAL_S)
+            if not self.prepared:
+                continue
+            try:
+                async with asyncio.timeout(WRITE_TIMEOUT_S):
+                    await self.compact_bars()
+                failing = False
+            except (psycopg.Error, PoolTimeout, TimeoutError, OSError) as exc:
+                # The parts wait in PostgreSQL: one warning per outage, then try again.
+                report = log.debug if failing else log.warning
+                report("compacting the 1-minute bars failed (%s); trying again later", exc)
+                failing = True
+
     async def retention_loop(self) -> None:
         """The partitions kept from the start (the days ahead exist before the first write)
         and every ``HISTORY_RETENTION_INTERVAL_S``."""
@@ -511,6 +540,7 @@ class HistoryWriter:
         )
         await self.consumer.start()
         retention = asyncio.create_task(self.retention_loop(), name="history-retention")
+        compaction = asyncio.create_task(self.rollup_loop(), name="history-rollup")
         log.info(
             "history writer consuming %s and %s (group %s)",
             self.topics.normalized,
@@ -532,6 +562,7 @@ class HistoryWriter:
                     await self.flush()
         finally:
             retention.cancel()
+            compaction.cancel()
             await self.close()
 
     async def close(self) -> None:

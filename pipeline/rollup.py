@@ -5,8 +5,13 @@ A bar holds open, high, low, close (the first and last quotes by ``(ts, id)``, t
 the history pages, with their times and ids) and the number of quotes. Bars merge: the bar of
 a set of quotes is the merge of the bars of any split of it, in any order. The history writer
 rolls up the quotes each batch newly stored (``INSERT ... RETURNING``: a redelivered quote is
-not returned, so it is never counted twice) and merges them into the table in the same
-transaction, so the rollup is exactly the stored quotes, whatever the order of arrival.
+not returned, so it is never counted twice) and stores these bars in the same transaction, so
+the rollup is exactly the stored quotes, whatever the order of arrival.
+
+The batch's bars go to ``quotes_1m_parts`` (insert only, small); once their minute is over
+they are compacted into ``quotes_1m``, so a bar is written there once instead of being
+updated at every batch (each update would leave a dead row version, and for a non-HOT update
+an index entry, in a table kept for a year).
 """
 
 from __future__ import annotations
@@ -113,14 +118,36 @@ def bar_columns(bars: Sequence[Bar]) -> tuple[list[Any], ...]:
     )
 
 
-#: Bar.merge in SQL: the stored bar and the new one (``EXCLUDED``) become their merge. Every
-#: right-hand side reads the stored row as it was, so open and open_ts/open_id agree.
-MERGE_BARS = """
-INSERT INTO quotes_1m AS b (minute, direction, venue, open, high, low, close, quote_count,
-                            open_ts, close_ts, open_id, close_id)
+_COLUMNS = """minute, direction, venue, open, high, low, close, quote_count, open_ts, close_ts,
+    open_id, close_id"""
+
+#: A batch's bars, beside its quotes (``quotes_1m_parts``: insert only).
+INSERT_PARTS = f"""
+INSERT INTO quotes_1m_parts ({_COLUMNS})
 SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::numeric[], %s::numeric[],
                      %s::numeric[], %s::numeric[], %s::integer[], %s::timestamptz[],
                      %s::timestamptz[], %s::text[], %s::text[])
+"""
+
+#: The parts of finished minutes (and of minutes ahead of the clock) taken out and merged
+#: into ``quotes_1m``: ``rollup()`` over the parts, then ``Bar.merge`` with a stored bar (a
+#: late quote's). A part is deleted by exactly one compaction (row locks), so it counts once.
+#: Every right-hand side of the update reads the stored row as it was.
+COMPACT_PARTS = f"""
+WITH parts AS (
+    DELETE FROM quotes_1m_parts WHERE minute < %(finished)s OR minute > %(now)s
+    RETURNING *
+)
+INSERT INTO quotes_1m AS b ({_COLUMNS})
+SELECT minute, direction, venue,
+       (array_agg(open ORDER BY open_ts, open_id))[1], max(high), min(low),
+       (array_agg(close ORDER BY close_ts DESC, close_id DESC))[1], sum(quote_count),
+       min(open_ts), max(close_ts),
+       (array_agg(open_id ORDER BY open_ts, open_id))[1],
+       (array_agg(close_id ORDER BY close_ts DESC, close_id DESC))[1]
+FROM parts
+GROUP BY minute, direction, venue
+ORDER BY minute, direction, venue
 ON CONFLICT (minute, direction, venue) DO UPDATE SET
     open = CASE WHEN (EXCLUDED.open_ts, EXCLUDED.open_id) < (b.open_ts, b.open_id)
                 THEN EXCLUDED.open ELSE b.open END,

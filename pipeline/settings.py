@@ -127,7 +127,7 @@ class HistorySettings(CommonSettings):
         description="longest wait between writes while PostgreSQL is unreachable",
     )
     rates_history_retention_days: int = Field(
-        default=2,
+        default=1,
         ge=0,
         description="every quote is kept this many days (venue time), then its day's partition "
         "is dropped; 0 keeps all",

@@ -217,7 +217,7 @@ def test_retention_drops_whole_partitions_and_keeps_recent_ones(
                 (direction, venue, now - timedelta(days=days)),
             )
     topics = Topics(unique_prefix())
-    asyncio.run(ensure_topics(kafka, [topics.normalized, topics.latest], 1))
+    asyncio.run(ensure_topics(kafka, [topics.normalized, topics.latest], 4))
     env = clean_env(
         KAFKA_BOOTSTRAP_SERVERS=kafka,
         DATABASE_URL=url,
@@ -261,7 +261,9 @@ def test_retention_drops_whole_partitions_and_keeps_recent_ones(
             )
         old_minute = (now - timedelta(days=400)).replace(second=0, microsecond=0)
         conn.execute(
-            "INSERT INTO quotes_1m VALUES (%s, 'BTC-USD', 'okx', 1, 1, 1, 1, 1, %s, %s, 'x', 'x')",
+            "INSERT INTO quotes_1m (minute, direction, venue, open, high, low, close, "
+            "quote_count, open_ts, close_ts, open_id, close_id) "
+            "VALUES (%s, 'BTC-USD', 'okx', 1, 1, 1, 1, 1, %s, %s, 'x', 'x')",
             (old_minute, old_minute, old_minute),
         )
     assert partitions(url, "quotes")["quotes_default"] == 2
@@ -329,7 +331,10 @@ def test_redelivered_quotes_are_stored_once_and_rolled_up_exactly(
     assert stored(url) == expected(quotes)
     assert partitions(url, "quotes")[QUOTES.name(QUOTES.period.floor(quotes[-1].ts))] == 78
     assert partitions(url, "quotes")["quotes_default"] == 0
-    assert bars(url) == {bar.key: bar for bar in rollup(quotes)}
+    # Bars of finished minutes (and of minutes ahead of the clock) are compacted every 10 s.
+    exact = {bar.key: bar for bar in rollup(quotes)}
+    wait_until(lambda: bars(url) == exact, 30, "the bars to be compacted")
+    assert rows(url, "SELECT count(*) FROM quotes_1m_parts") == [(0,)]
 
     # The history endpoint serves both: every quote, and every bar, page by page.
     procs.start("api", ["api"], env)

@@ -22,8 +22,9 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from benchmarks.stack import demo_stack
+from devtools.embedded import start_postgres
 from pipeline.settings import HistorySettings
-from rates import embedded, migrate
+from rates import migrate
 
 DAY_S = 86_400.0
 
@@ -132,7 +133,7 @@ def measure(url: str) -> dict[str, Any]:
 def run() -> dict[str, Any]:
     minutes = float(os.environ.get("HISTORY_MINUTES", "10"))
     directory = Path(tempfile.mkdtemp(prefix="cp-bench-pg-"))
-    pg = embedded.start_postgres(directory / "data", log=directory / "pg.log")
+    pg = start_postgres(directory / "data", log=directory / "pg.log")
     try:
         with demo_stack({"DATABASE_URL": pg.address}):
             time.sleep(minutes * 60)

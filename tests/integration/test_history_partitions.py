@@ -19,13 +19,17 @@ import psycopg
 from yoyo import get_backend, read_migrations
 
 from common.database import yoyo_url
+from devtools.environment import clean_env
+from devtools.processes import Procs
+from devtools.waiting import wait_until
 from pipeline.partitions import QUOTES, ROLLUP
 from pipeline.rollup import Bar, rollup
-from rates import embedded, migrate
+from rates import migrate
+from rates.embedded import free_port
 from rates.kafka import ensure_topics
 from schemas.records import Leg, Quote
 from schemas.topics import Topics
-from tests.integration.harness import Procs, clean_env, produce, unique_prefix, wait_until
+from tests.integration.harness import produce, unique_prefix
 
 OLD_SCHEMA = ("0001_history", "0002_history_retention")
 PARTITIONING = "0003_history_partitions"
@@ -305,7 +309,7 @@ def test_redelivered_quotes_are_stored_once_and_rolled_up_exactly(
     records = [(topics.normalized, q.direction.encode(), q.to_json()) for q in quotes]
     # Out of order, and every third quote twice (in different batches of 7).
     produce(kafka, shuffled(records, 1) + shuffled(records[::3], 2))
-    metrics_port, api_port = embedded.free_port(), embedded.free_port()
+    metrics_port, api_port = free_port(), free_port()
     env = clean_env(
         KAFKA_BOOTSTRAP_SERVERS=kafka,
         DATABASE_URL=url,

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 .PHONY: help install run demo production-local production-tools test test-unit test-integration lint \
-	format docs bench recording clean
+	format docs bench history-size recording clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ bench: install ## run the benchmarks; numbers are printed and saved in bench-res
 		|| (apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null) \
 		|| echo "h2load is missing: install nghttp2-client"
 	$(BIN)/python -m benchmarks
+
+history-size: install ## measure the history's rows per day and bytes per quote at demo rates (HISTORY_MINUTES=10)
+	$(BIN)/python -m benchmarks history
 
 recording: install ## regenerate recordings/sample.jsonl.gz from the simulator (about 2 min)
 	$(BIN)/python -m scripts.make_recording

@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run demo test test-unit test-integration lint format docs bench recording clean
+.PHONY: help install run demo test test-unit test-integration lint format docs bench loadtest recording clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -53,6 +53,12 @@ bench: install ## run the benchmarks; numbers are printed and saved in bench-res
 		|| (apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null) \
 		|| echo "h2load is missing: install nghttp2-client"
 	$(BIN)/python -m benchmarks
+
+loadtest: install ## locust: 1500 req/s offered for 60 s, then stepped up; report in docs/load/ (LOADTEST_URL=other target)
+	@# The report's screenshot is taken by headless Chromium (Debian's chromium).
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium is missing: install chromium"
+	$(BIN)/python -m benchmarks.loadtest
 
 recording: install ## regenerate recordings/sample.jsonl.gz from the simulator (about 2 min)
 	$(BIN)/python scripts/make_recording.py

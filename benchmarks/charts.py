@@ -39,7 +39,8 @@ class History:
 
 def read_history(path: Path) -> History:
     """The ``Aggregated`` rows of a ``*_stats_history.csv`` (locust writes them every second)."""
-    rows = [r for r in csv.DictReader(path.open()) if r["Name"] == "Aggregated"]
+    with path.open() as table:
+        rows = [r for r in csv.DictReader(table) if r["Name"] == "Aggregated"]
     if not rows:
         raise ValueError(f"{path}: no Aggregated rows")
     start = int(rows[0]["Timestamp"])
@@ -96,7 +97,8 @@ def load_charts(directory: Path, user_rps: int, stream_users: int) -> list[Path]
 
     cpu = directory / "cpu.csv"
     if cpu.exists():
-        rows = list(csv.DictReader(cpu.open()))
+        with cpu.open() as table:
+            rows = list(csv.DictReader(table))
         fig, ax = plt.subplots(figsize=(9, 3))
         for name in [c for c in rows[0] if c != "seconds"] if rows else []:
             ax.plot([float(r["seconds"]) for r in rows], [float(r[name]) for r in rows], label=name)
@@ -139,17 +141,24 @@ def scaling_chart(
                 ax.axis("off")
                 continue
             figure = figures[column]
-            values = [r[figure.key] for r in own]
+            values = [r.get(figure.key) for r in own]
             if values and isinstance(values[0], Mapping):
                 for name in values[0]:
-                    ax.plot(levels, [v.get(name) for v in values], marker="o", label=name)
+                    per = [_nan((v or {}).get(name)) for v in values]
+                    ax.plot(levels, per, marker="o", label=name)
                 ax.legend(fontsize="x-small")
             else:
-                ax.plot(levels, values, marker="o")
+                ax.plot(levels, [_nan(v) for v in values], marker="o")
             ax.set(xscale="log", xlabel=xlabel, title=figure.label)
+            ax.minorticks_off()
             ax.set_xticks(levels, [f"{v:g}" for v in levels])
             ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def _nan(value: float | None) -> float:
+    """A missing figure (e.g. never measured at that level) as a gap in the line."""
+    return float("nan") if value is None else value
 
 
 def _save(fig: Any, path: Path) -> Path:

@@ -207,14 +207,17 @@ def tick_rate(level: int, directory: Path) -> dict[str, Any]:
             seconds = time.monotonic() - started
             cpu1 = {role: sum(map(_cpu_s, ps)) for role, ps in roles.items()}
             frames = max(frames1 - frames0, 1.0)
-            latencies = tick_latencies(client, base, found["control"], LATENCY_SAMPLES, rng)
+            try:
+                latencies = tick_latencies(client, base, found["control"], LATENCY_SAMPLES, rng)
+            except RuntimeError:  # a tick not served within 10 s: the worker is behind
+                latencies = []
             rounds.append({
                 "frames_per_s": frames / seconds,
                 "cpu_s_per_1000_frames": {r: (cpu1[r] - cpu0[r]) / frames * 1000 for r in roles},
                 "lag_growth_per_s": (lag1 - lag0) / seconds,
                 "lag_end": lag1,
-                "tick_api_p50_ms": statistics.median(latencies),
-                "tick_api_p99_ms": percentile(latencies, 0.99),
+                "tick_api_p50_ms": statistics.median(latencies) if latencies else None,
+                "tick_api_p99_ms": percentile(latencies, 0.99) if latencies else None,
                 "rss_mib": {r: sum(map(_rss_mib, ps)) for r, ps in roles.items()},
             })  # fmt: skip
     row = medians(rounds)
@@ -393,6 +396,10 @@ def run() -> dict[str, Any]:
             "load_average_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
 
 
+def _ms(value: float | None) -> str:
+    return "not served within 10 s" if value is None else f"{value} ms"
+
+
 def report(result: dict[str, Any]) -> str:
     lines = [f"## scaling (medians of {result['rounds']} rounds per row; chart {result['chart']})"]
     for row in result["rows"]:
@@ -401,8 +408,8 @@ def report(result: dict[str, Any]) -> str:
             rss = ", ".join(f"{k} {v:.0f}" for k, v in row["rss_mib"].items())
             lines.append(
                 f"tick rate {row['level']}x ({row['frames_per_s']} frames/s): CPU s per 1,000 "
-                f"frames: {cpu}; tick -> API p50 {row['tick_api_p50_ms']} ms, p99 "
-                f"{row['tick_api_p99_ms']} ms; worker lag growth {row['lag_growth_per_s']} "
+                f"frames: {cpu}; tick -> API p50 {_ms(row['tick_api_p50_ms'])}, p99 "
+                f"{_ms(row['tick_api_p99_ms'])}; worker lag growth {row['lag_growth_per_s']} "
                 f"frames/s{' (falls behind)' if row['falls_behind'] else ''}; RSS MiB: {rss}"
             )
         elif row["kind"] == "stream_clients":

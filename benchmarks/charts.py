@@ -133,7 +133,8 @@ def scaling_chart(
                              squeeze=False)  # fmt: skip
     for line, kind in enumerate(present):
         xlabel, figures = kinds[kind]
-        own = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["level"])
+        own = sorted((r for r in rows if r["kind"] == kind and "error" not in r),
+                     key=lambda r: r["level"])  # fmt: skip
         levels = [r["level"] for r in own]
         for column in range(columns):
             ax = axes[line][column]

@@ -386,7 +386,10 @@ def run() -> dict[str, Any]:
         for level in kind.levels:
             with tempfile.TemporaryDirectory(prefix=f"cp-bench-{kind.name}-") as tmp:
                 started = time.monotonic()
-                row = kind.measure(level, Path(tmp))
+                try:
+                    row = kind.measure(level, Path(tmp))
+                except Exception as exc:  # noqa: BLE001 (one level's failure must not hide the others)
+                    row = {"error": f"{type(exc).__name__}: {exc}"[:500]}
             row.update(kind=kind.name, level=level, seconds=round(time.monotonic() - started))
             print(f"  {kind.name} {level}: {json.dumps(row)}", flush=True)
             rows.append(row)
@@ -403,7 +406,9 @@ def _ms(value: float | None) -> str:
 def report(result: dict[str, Any]) -> str:
     lines = [f"## scaling (medians of {result['rounds']} rounds per row; chart {result['chart']})"]
     for row in result["rows"]:
-        if row["kind"] == "tick_rate":
+        if "error" in row:
+            lines.append(f"{row['kind']} {row['level']}: FAILED: {row['error']}")
+        elif row["kind"] == "tick_rate":
             cpu = ", ".join(f"{k} {v}" for k, v in row["cpu_s_per_1000_frames"].items())
             rss = ", ".join(f"{k} {v:.0f}" for k, v in row["rss_mib"].items())
             lines.append(

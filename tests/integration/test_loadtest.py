@@ -9,19 +9,10 @@ import sys
 from pathlib import Path
 
 from benchmarks.apiserver import latest_records, republishing, run_api
+from schemas.settings import DEFAULT_DIRECTIONS
 from tests.integration.harness import unique_prefix
 
 LOCUSTFILE = Path(__file__).parents[1] / "load" / "locustfile.py"
-DIRECTIONS = (
-    "BTC-USD",
-    "BTC-RUB",
-    "ETH-USD",
-    "ETH-RUB",
-    "USDTTRC-USD",
-    "USDTTRC-RUB",
-    "USDTERC-USD",
-    "USDTERC-RUB",
-)
 #: Request names of the locustfile's tasks (the bad requests apart).
 TASKS = (
     "v1 no parameters",
@@ -41,7 +32,7 @@ OTHERS = {
 
 def test_task_mix_runs_against_the_api(kafka: str, tmp_path: Path) -> None:
     prefix = unique_prefix()
-    records = latest_records(DIRECTIONS, others=OTHERS)
+    records = latest_records(DEFAULT_DIRECTIONS, others=OTHERS)
     with (
         republishing(kafka, prefix, records),
         run_api(kafka, prefix, tmp_path / "api.log") as api,

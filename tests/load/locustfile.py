@@ -35,6 +35,8 @@ from locust import FastHttpUser, LoadTestShape, constant, constant_throughput, e
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 
+from schemas.settings import DEFAULT_DIRECTIONS
+
 #: Requests per second each CoursesUser offers.
 USER_RPS = 10
 #: A phase achieving less than this share of its offered rate is saturated.
@@ -43,16 +45,7 @@ SATURATED = 0.9
 SETTLE_S = 2.0
 #: Venues with a websocket feed (always fresh on the demo stack, unlike the polled ones).
 EXCHANGERS = ("binance", "kraken", "okx", "bybit", "coinbase")
-DIRECTIONS = (
-    "BTC-USD",
-    "BTC-RUB",
-    "ETH-USD",
-    "ETH-RUB",
-    "USDTTRC-USD",
-    "USDTTRC-RUB",
-    "USDTERC-USD",
-    "USDTERC-RUB",
-)
+DIRECTIONS = DEFAULT_DIRECTIONS
 #: Request names of the bad requests, which must be answered 422.
 BAD_REQUESTS = {
     "v1 unknown direction (422)": "/api/v1/courses?direction=BTC-XYZ",

@@ -27,17 +27,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 
+from benchmarks.apiserver import wait_until
 from benchmarks.charts import CSV_PREFIX, load_charts
 
 LOCUSTFILE = Path("tests/load/locustfile.py")
 OUT = Path("docs/load")
 #: Seconds locust may run beyond its planned phases before it is stopped.
 SLACK_S = 60
+#: The venues tests/load/locustfile.py asks for with `exchanger` (its EXCHANGERS).
+WARM_VENUES = ("binance", "kraken", "okx", "bybit", "coinbase")
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -53,6 +58,10 @@ def raise_fd_limit() -> int:
     return hard
 
 
+def _answers(url: str) -> bool:
+    return httpx.get(url, timeout=2).status_code == 200
+
+
 @contextmanager
 def target() -> Iterator[tuple[str, psutil.Process | None]]:
     """LOADTEST_URL, or the demo stack on free ports: the base URL and the API process."""
@@ -63,6 +72,10 @@ def target() -> Iterator[tuple[str, psutil.Process | None]]:
     from benchmarks.stack import demo_stack
 
     with demo_stack() as stack:
+        # Serving is not yet warm: every venue the locustfile names must have fresh rates.
+        for venue in WARM_VENUES:
+            url = f"{stack.base}/api/v1/courses?exchanger={venue}&direction=BTC-USD,ETH-USD"
+            wait_until(partial(_answers, url), 60, f"{venue} rates at the API")
         tree = psutil.Process(stack.pid).children(recursive=True)
         api = next(p for p in tree if p.cmdline()[-2:] == ["rates", "api"])
         yield stack.base, api

@@ -14,11 +14,13 @@ falls below the offered one: that shortfall is what the report shows at the top 
 Phases: ``--offered-rps`` for ``--fixed-s`` seconds, then ``--step-rps`` more every
 ``--step-s`` seconds, for at most ``--steps`` steps, stopping early once two steps in a row
 achieved less than ``SATURATED`` of what they offered (the maximum is behind). Each phase's
-achieved rate, failures and exact percentiles (not locust's 10 s sliding window) are written
-to ``--summary-json``. A few ``StreamUser`` s hold `/api/v2/courses/stream` open meanwhile:
-each session is one request in locust's statistics (time to the response headers), and the
-delay from each change (its event id is the change's Kafka time, ms) to its arrival goes to
-the summary, not to locust's request counts.
+achieved rate and exact percentiles (not locust's 10 s sliding window; both leaving out its
+first SETTLE_S), requests and failures (all of them) are written to ``--summary-json``.
+
+A few ``StreamUser`` s hold `/api/v2/courses/stream` open meanwhile: each session is one
+request in locust's statistics (time to the response headers), and the delay from each
+change (its event id is the change's Kafka time, ms) to its arrival goes to the summary,
+not to locust's request counts.
 """
 
 from __future__ import annotations
@@ -94,9 +96,10 @@ class PhaseRecord:
             "phase": self.phase.name,
             "offered_rps": self.phase.offered_rps,
             "seconds": round(seconds, 1),
-            "requests": len(kept),
+            "requests": len(self.requests),
             "achieved_rps": round(len(kept) / seconds, 1),
-            "failures": sum(1 for r in kept if r[2]),
+            # Over the whole phase, its first seconds included.
+            "failures": sum(1 for r in self.requests if r[2]),
             "p50_ms": percentile(times, 0.50),
             "p95_ms": percentile(times, 0.95),
             "p99_ms": percentile(times, 0.99),
@@ -125,11 +128,8 @@ class Recorder:
         return self.records[-1] if self.records else None
 
     def enter(self, phase: Phase) -> None:
-        now = time.perf_counter()
-        if self.current is not None:
-            self.current.ended = now
-            self.current.cpu_end = time.process_time()
-        self.records.append(PhaseRecord(phase, now, cpu_start=time.process_time()))
+        self.finish()
+        self.records.append(PhaseRecord(phase, time.perf_counter(), cpu_start=time.process_time()))
 
     def finish(self) -> None:
         if self.current is not None and self.current.ended is None:
@@ -138,7 +138,7 @@ class Recorder:
 
     def saturated(self, last: int) -> bool:
         """Whether the last ``last`` completed steps each achieved too little of their offer."""
-        done = [r for r in self.records[1:] if r.ended is not None][-last:]
+        done = [r for r in self.records[1:] if r.ended is not None][-last:]  # not the fixed one
         return len(done) == last and all(
             r.summary()["achieved_rps"] < SATURATED * r.phase.offered_rps for r in done
         )
@@ -209,6 +209,7 @@ class OfferedRate(LoadTestShape):
         else:
             return None
         if RECORDER.current is None or RECORDER.current.phase != phase:
+            RECORDER.finish()
             if RECORDER.saturated(2):
                 return None
             RECORDER.enter(phase)

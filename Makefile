@@ -6,7 +6,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run demo test test-unit test-integration lint format docs bench loadtest recording clean
+.PHONY: help install run demo production-local production-tools test test-unit test-integration lint \
+	format docs bench loadtest recording clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -25,6 +26,21 @@ run: install ## run the whole pipeline against the live venues (embedded Kafka a
 
 demo: install ## run the whole pipeline against the local venue simulator (no internet needed)
 	$(BIN)/rates up --source simulator
+
+production-local: install production-tools ## the production topology without Docker: nginx :8080, Prometheus :9090
+	$(BIN)/rates production-local
+
+# RUNLEVEL=1: the packages' own services (nginx on :80, Prometheus on :9090) are not started.
+production-tools: ## install Debian's nginx and Prometheus when missing (production-local, its test)
+	@missing=""; for tool in nginx prometheus; do \
+		PATH="$$PATH:/usr/sbin:/sbin" command -v $$tool >/dev/null || missing="$$missing $$tool"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian's$$missing"; \
+		(export DEBIAN_FRONTEND=noninteractive RUNLEVEL=1; apt-get update -qq \
+			&& apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+			|| { echo "cannot install$$missing: apt-get install$$missing"; exit 1; }; \
+	fi
 
 test: install lint ## lint, type-check and run every test tier
 	$(BIN)/pytest
@@ -61,7 +77,7 @@ loadtest: install ## locust: 1500 req/s offered for 60 s, then stepped up; repor
 	$(BIN)/python -m benchmarks.loadtest
 
 recording: install ## regenerate recordings/sample.jsonl.gz from the simulator (about 2 min)
-	$(BIN)/python scripts/make_recording.py
+	$(BIN)/python -m scripts.make_recording
 
 clean: ## remove the virtualenv, caches and local state (.rates)
 	rm -rf $(VENV) .rates .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,9 +1,8 @@
-"""The ASGI application: FastAPI behind a thin edge that counts requests and answers v1 fast.
+"""The ASGI application: FastAPI with its routers, behind the edge (api/edge.py).
 
-``GET /api/v1/courses`` is the hot path. The edge answers it from the snapshot's cache of
-rendered bodies (one dict lookup on the raw query string) without entering FastAPI; the
-FastAPI route stays declared, for the OpenAPI document and as the same answer's slow path
-(``API_FAST_PATH=false``). Everything else goes through FastAPI.
+``create_app`` builds everything a process serves once: the snapshot the feed keeps
+current, the v1 answers rendered from it, the history pool, and the typed state the routes
+receive (api/dependencies.py).
 """
 
 from __future__ import annotations
@@ -11,11 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,112 +20,51 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from api import metrics
+from api.answers import Answer, ApiError, respond
+from api.dependencies import ApiState, attach, state_of
+from api.edge import ASGIApp, FastPath, Metrics
 from api.feed import FeedState, follow
 from api.history import History
-from api.responses import respond
+from api.render.v1 import V1Answers
 from api.routers import health, v1, v2
 from api.settings import ApiSettings
-from api.snapshot import Answer, ApiError, Snapshot, matches
+from api.snapshot import Snapshot
 from common.clock import utcnow
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-V1_PATH = "/api/v1/courses"
+TAGS = [
+    {"name": "v1", "description": "The original contract, unchanged."},
+    {"name": "v2", "description": "Provenance, venues, live stream and history."},
+    {"name": "health", "description": "Liveness, readiness and metrics."},
+]
 
 
-@dataclass(frozen=True)
-class RouteLabel:
-    path: str
+async def _api_error(request: Request, exc: Exception) -> Response:
+    """Any route's ApiError: the error answer it names."""
+    assert isinstance(exc, ApiError)
+    return respond(Answer.error(exc))
 
 
-V1_ROUTE = RouteLabel(V1_PATH)
-
-
-def _request_header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
-
-
-class FastPath:
-    """Answers ``GET /api/v1/courses`` from the snapshot; passes everything else on."""
-
-    def __init__(self, app: FastAPI, snapshot: Snapshot) -> None:
-        self.app = app
-        self.snapshot = snapshot
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != V1_PATH or scope["method"] != "GET":
-            await self.app(scope, receive, send)
-            return
-        scope["route"] = V1_ROUTE  # the metrics label, as FastAPI would set it
-        answer = self.snapshot.v1(scope["query_string"])
-        if answer.etag is not None and matches(
-            answer.etag, _request_header(scope, b"if-none-match")
-        ):
-            answer = answer.not_modified()
-        await send(
-            {"type": "http.response.start", "status": answer.status, "headers": answer.headers}
-        )
-        await send({"type": "http.response.body", "body": answer.body})
-
-
-class Metrics:
-    """Counts every HTTP request by route template and status, and times it to its headers."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
-
-    def _count(self, route: str, status: int, seconds: float) -> None:
-        children = self._children.get((route, status))
-        if children is None:
-            children = (
-                metrics.REQUESTS.labels(route, str(status)),
-                metrics.LATENCY.labels(route),
-            )
-            self._children[(route, status)] = children
-        children[0].inc()
-        children[1].observe(seconds)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-
-        async def counted(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                route = getattr(scope.get("route"), "path", metrics.UNMATCHED)
-                self._count(route, message["status"], time.perf_counter() - started)
-            await send(message)
-
-        await self.app(scope, receive, counted)
-
-
-def create_app(
-    settings: ApiSettings,
-    *,
-    follow_kafka: bool = True,
-    snapshot: Snapshot | None = None,
-    now: Callable[[], datetime] = utcnow,
-) -> ASGIApp:
-    """The API; with ``follow_kafka`` the lifespan keeps the snapshot fed from the topics."""
-    snapshot = snapshot or Snapshot(
-        settings.rates_directions, max_silence_s=settings.api_max_silence_s
+async def _invalid(request: Request, exc: Exception) -> Response:
+    """FastAPI's own validation errors, in the same shape as every other error."""
+    assert isinstance(exc, RequestValidationError)
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc'][1:]) or err['loc'][0]}: {err['msg']}"
+        for err in exc.errors()
     )
-    feed = FeedState()
-    history = History(settings.database_url)
+    return respond(Answer.error(ApiError(422, problems)))
 
+
+def _lifespan(
+    follow_kafka: bool,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(follow(settings, snapshot, feed)) if follow_kafka else None
-        await history.open()
+        """The feed (with ``follow_kafka``) and the history pool, for the app's lifetime."""
+        state = state_of(app)
+        task = None
+        if follow_kafka:
+            task = asyncio.create_task(follow(state.settings, state.snapshot, state.feed))
+        await state.history.open()
         # A full collection over the ~80k objects of the imported libraries takes ~20 ms, a
         # request stalled that long: set them aside, so collections only see new objects.
         gc.collect()
@@ -141,9 +76,14 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await history.close()
+            await state.history.close()
             metrics.process_exited()
 
+    return lifespan
+
+
+def _fastapi(state: ApiState, follow_kafka: bool) -> FastAPI:
+    settings = state.settings
     # Swagger UI and ReDoc from files in the package, not a CDN: /docs works offline too.
     api = FastAPIOffline(
         title="currency-pairs",
@@ -154,34 +94,40 @@ def create_app(
             'error answers `{"detail": "..."}`; 503s carry `Retry-After`. Successful '
             "answers carry an `ETag` and `Cache-Control: max-age=1`.\n\n"
             f"Directions served: {', '.join(settings.rates_directions)}. "
-            f"Exchangers: {', '.join(snapshot.exchangers)}."
+            f"Exchangers: {', '.join(state.snapshot.exchangers)}."
         ),
         version="2",
-        lifespan=lifespan,
-        openapi_tags=[
-            {"name": "v1", "description": "The original contract, unchanged."},
-            {"name": "v2", "description": "Provenance, venues, live stream and history."},
-            {"name": "health", "description": "Liveness, readiness and metrics."},
-        ],
+        lifespan=_lifespan(follow_kafka),
+        openapi_tags=TAGS,
     )
-    api.state.settings = settings
-    api.state.snapshot = snapshot
-    api.state.feed = feed
-    api.state.history = history
-    api.state.now = now
+    attach(api, state)
     api.include_router(v1.router)
     api.include_router(v2.router)
     api.include_router(health.router)
+    api.add_exception_handler(ApiError, _api_error)
+    api.add_exception_handler(RequestValidationError, _invalid)
+    return api
 
-    @api.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'][1:]) or err['loc'][0]}: {err['msg']}"
-            for err in exc.errors()
-        )
-        return respond(Answer.error(ApiError(422, problems)))
 
-    app: ASGIApp = FastPath(api, snapshot) if settings.api_fast_path else api
+def create_app(
+    settings: ApiSettings,
+    *,
+    follow_kafka: bool = True,
+    snapshot: Snapshot | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> ASGIApp:
+    """The API; with ``follow_kafka`` the lifespan keeps the snapshot fed from the topics."""
+    snapshot = snapshot or Snapshot(settings.rates_directions)
+    state = ApiState(
+        settings=settings,
+        snapshot=snapshot,
+        v1=V1Answers(snapshot, settings.api_max_silence_s),
+        feed=FeedState(),
+        history=History(settings.database_url),
+        now=now,
+    )
+    api = _fastapi(state, follow_kafka)
+    app: ASGIApp = FastPath(api, state.v1) if settings.api_fast_path else api
     if settings.api_cors_origins:
         app = CORSMiddleware(
             app,

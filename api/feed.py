@@ -1,8 +1,8 @@
 """Follows rates.latest and venues.status into the snapshot: the recent tail, then every record.
 
-No consumer group: every API process reads every partition. Tansu never compacts, so the
-snapshot is rebuilt from the recent tail (every key is republished at least every second,
-every venue status every 5 s), not from offset 0.
+No consumer group: every API process reads every partition (common/follower.py). Tansu never
+compacts, so the snapshot is rebuilt from the recent tail (every key is republished at least
+every second, every venue status every 5 s), not from offset 0.
 """
 
 from __future__ import annotations
@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from contextlib import aclosing
 
 from api import metrics
 from api.settings import ApiSettings
 from api.snapshot import Snapshot
+from common.follower import Follower
 from schemas.errors import RecordError
 from schemas.records import Latest, VenueStatus
 
@@ -32,6 +30,9 @@ class FeedState:
 
     def __init__(self) -> None:
         self.broker_error: str | None = None
+
+    def failed(self, exc: Exception) -> None:
+        self.broker_error = str(exc) or type(exc).__name__
 
 
 async def probe(bootstrap: str, timeout_s: float = 1.0) -> str | None:
@@ -49,19 +50,6 @@ async def probe(bootstrap: str, timeout_s: float = 1.0) -> str | None:
         writer.close()
         return None
     return error
-
-
-def _partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
-    """Every partition of the topics, or [] while one is missing.
-
-    Known from the metadata fetched at start; a topic created later needs a new consumer.
-    """
-    found = {topic: consumer.partitions_for_topic(topic) for topic in topics}
-    missing = [topic for topic, parts in found.items() if not parts]
-    if missing:
-        log.info("waiting for topic %s to exist", ", ".join(missing))
-        return []
-    return [TopicPartition(t, p) for t, parts in found.items() for p in sorted(parts or ())]
 
 
 def apply(snapshot: Snapshot, topic: str, value: bytes, stamp_ms: int, latest: str) -> None:
@@ -83,51 +71,31 @@ def apply(snapshot: Snapshot, topic: str, value: bytes, stamp_ms: int, latest: s
 async def follow(settings: ApiSettings, snapshot: Snapshot, state: FeedState) -> None:
     """Keep the snapshot current forever; Kafka errors are logged and retried."""
     latest = settings.topics.latest
-    topics = (latest, settings.topics.venues_status)
-    while True:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        )
-        try:
-            await consumer.start()
-            tps = _partitions(consumer, topics)
-            if not tps:
-                await asyncio.sleep(1.0)
-                continue
-            consumer.assign(tps)
-            # end_offsets() under-reports on Tansu by a batch at most: the tail is generous.
-            ends = await consumer.end_offsets(tps)
-            for tp in tps:
-                consumer.seek(tp, max(0, ends[tp] - settings.api_snapshot_tail))
-            state.broker_error = None
-            log.info("following %s (%d partitions)", ", ".join(topics), len(tps))
-            last_record = last_probe = time.monotonic()
-            while True:
-                batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
-                now = time.monotonic()
-                for tp, records in batch.items():
-                    for record in records:
-                        if record.value is None:
-                            continue
-                        stamp = (
-                            record.timestamp if record.timestamp > 0 else int(time.time() * 1000)
-                        )
-                        apply(snapshot, tp.topic, record.value, stamp, latest)
-                    last_record = now
-                if now - last_record > PROBE_AFTER_S and now - last_probe > PROBE_AFTER_S:
-                    # aiokafka retries a lost broker silently: ask the network instead.
-                    last_probe = now
-                    state.broker_error = await probe(settings.bootstrap)
-                elif batch:
-                    state.broker_error = None
-                age = snapshot.age_s()
-                metrics.SNAPSHOT_AGE.set(-1 if age is None else age)
-        except KafkaError as exc:
-            state.broker_error = str(exc) or type(exc).__name__
-            log.warning("rates.latest feed failed (%s); retrying in 1 s", state.broker_error)
-            await asyncio.sleep(1.0)
-        finally:
-            await consumer.stop()
+    reader = Follower(
+        settings.bootstrap,
+        dict.fromkeys((latest, settings.topics.venues_status), settings.api_snapshot_tail),
+        name="rates.latest feed",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        on_error=state.failed,
+    )
+    last_record = last_probe = time.monotonic()
+    async with aclosing(reader.fetches()) as fetches:
+        async for fetched in fetches:
+            now = time.monotonic()
+            if fetched.first:
+                state.broker_error = None
+                last_record = last_probe = now
+            for record in fetched.records:
+                if record.value is not None:
+                    stamp = record.timestamp if record.timestamp > 0 else int(time.time() * 1000)
+                    apply(snapshot, record.topic, record.value, stamp, latest)
+            if fetched.records:
+                last_record = now
+            if now - last_record > PROBE_AFTER_S and now - last_probe > PROBE_AFTER_S:
+                # aiokafka retries a lost broker silently: ask the network instead.
+                last_probe = now
+                state.broker_error = await probe(settings.bootstrap)
+            elif fetched.records:
+                state.broker_error = None
+            age = snapshot.age_s()
+            metrics.SNAPSHOT_AGE.set(-1 if age is None else age)

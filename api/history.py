@@ -21,32 +21,18 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from api import metrics
-from api.snapshot import ApiError, number, unavailable
+from api.answers import ApiError, unavailable
+from api.params import parse_rfc3339
+from api.render.values import number
 from common.database import libpq_url
 from schemas.records import format_time, parse_time
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
 #: Seconds a request waits for a connection, and PostgreSQL for a statement.
 TIMEOUT_S = 2.0
 
 _COLUMNS = "id, venue, direction, value, ts, received_at, derived_from"
-
-
-def parse_rfc3339(name: str, value: str | None) -> datetime | None:
-    """An RFC 3339 time with its offset (``2026-11-24T16:00:00Z``), as aware UTC."""
-    if value is None or not value.strip():
-        return None
-    try:
-        return parse_time(value.strip())
-    except ValueError:
-        raise ApiError(
-            422,
-            f"{name}={value[:40]!r} is not an RFC 3339 time with an offset, "
-            "e.g. 2026-11-24T16:00:00Z",
-        ) from None
 
 
 @dataclass(frozen=True, slots=True)

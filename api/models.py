@@ -11,20 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from api.snapshot import EXCHANGER_ALIASES
 from schemas.records import VenueState
 from schemas.venues import EXCHANGERS
-
-EXCHANGER_DOC = (
-    "venue name, case-insensitive: one of "
-    + ", ".join(f"`{name}`" for name in EXCHANGERS)
-    + "".join(
-        f" (`{alias}` is accepted for `{name}`)"
-        for alias, name in EXCHANGER_ALIASES.items()
-        if name in EXCHANGERS
-    )
-    + ". Default: the active venue chosen by the failover policy"
-)
 
 VALUE_DOC = "the rate: a JSON number printed with the venue's own digits"
 
@@ -190,3 +178,33 @@ INVALID: dict[int | str, dict[str, Any]] = {
         invalid="limit: Input should be a valid integer, unable to parse string as an integer",
     )
 }
+
+UNKNOWN_DIRECTION = error(
+    "unknown direction; the message lists the valid ones",
+    direction="unknown direction BTC-EUR; valid directions: BTC-USD, ETH-USD, ...",
+)
+NOT_MODIFIED = {"description": "unchanged since the ETag in If-None-Match"}
+
+#: One event of the stream (OpenAPI before 3.2 describes an event stream event by event).
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "time of the change, ms since the epoch"},
+        "event": {"type": "string", "enum": ["active", "course"]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "JSON: for `course`, one item of `GET /api/v2/courses`; "
+            "for `active`, its `active` object",
+        },
+        "retry": {"type": "integer", "description": "milliseconds to wait before reconnecting"},
+    },
+}
+SSE_EXAMPLE = (
+    "retry: 1000\n\n"
+    'id: 1795540478408\nevent: active\ndata: {"venue":"binance","reason":"preferred venue",'
+    '"since":"2026-11-24T16:00:00.000000Z"}\n\n'
+    'id: 1795540478517\nevent: course\ndata: {"direction":"BTC-USD","venue":"binance",'
+    '"value":54000.000123,...}\n\n'
+    ": keep-alive\n\n"
+)

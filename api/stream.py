@@ -3,17 +3,59 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
 
+import orjson
+
 from api import metrics
+from api.render.v2 import active, course
 from api.snapshot import Snapshot
-from api.v2 import event, resume_keys, to_send
+from schemas.topics import ACTIVE_KEY
 
 #: A comment line this often keeps proxies and clients from timing out an idle stream.
 KEEPALIVE_S = 15.0
 #: Milliseconds a client waits before reconnecting (the SSE ``retry`` field).
 RETRY_MS = 1000
+#: Changes stamped this long before a client's Last-Event-ID are sent again on resume:
+#: stamps are producer times, ordered per partition but not across partitions.
+RESUME_MARGIN_MS = 2000
+
+
+def event(snapshot: Snapshot, key: str, now: datetime) -> bytes:
+    """One change as an SSE event; its id is the change's Kafka timestamp in ms."""
+    if key == ACTIVE_KEY:
+        name, data = b"active", active(snapshot.active)
+    else:
+        name, data = b"course", course(key, snapshot.latest.get(key), now)
+    stamp = snapshot.changed_ms.get(key, 0)
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (stamp, name, orjson.dumps(data))
+
+
+def resume_keys(
+    snapshot: Snapshot, directions: Sequence[str], last_event_id: str | None
+) -> list[str]:
+    """The keys a (re)connecting client must receive first, oldest change first.
+
+    Without a usable Last-Event-ID: everything it asked for. With one: what changed since
+    (a margin earlier). Each event carries a key's whole state, so a missed change is
+    repaired by its latest state, and any process of the API can resume any client.
+    """
+    keys = [ACTIVE_KEY, *directions]
+    since: int | None = None
+    if last_event_id is not None and last_event_id.strip().isdigit():
+        since = int(last_event_id.strip()) - RESUME_MARGIN_MS
+    known = [k for k in keys if k in snapshot.changed_ms]
+    if since is not None:
+        known = [k for k in known if snapshot.changed_ms[k] >= since]
+    return to_send(snapshot, known, directions)
+
+
+def to_send(snapshot: Snapshot, keys: Iterable[str], directions: Sequence[str]) -> list[str]:
+    """The changed keys a stream of these directions sends, oldest change first."""
+    asked = set(directions)
+    chosen = [k for k in keys if k == ACTIVE_KEY or k in asked]
+    return sorted(chosen, key=lambda k: (snapshot.changed_ms.get(k, 0), k))
 
 
 async def course_events(

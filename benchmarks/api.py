@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,8 +35,11 @@ from typing import Any
 import httpx
 import psutil
 
-from benchmarks.apiserver import latest_records, republishing, run_api, wait_until
-from rates import embedded
+from devtools.apiserver import latest_records, republishing, run_api
+from devtools.embedded import start_tansu
+from devtools.processes import running
+from devtools.waiting import wait_until
+from rates.embedded import free_port
 from schemas.settings import DEFAULT_DIRECTIONS
 
 QUERY = "/api/v1/courses?direction=BTC-USD,ETH-USD"
@@ -109,30 +111,24 @@ def percentile(values: list[float], q: float) -> float:
 @contextmanager
 def bare_app(body: bytes, directory: Path) -> Iterator[tuple[str, int]]:
     """benchmarks/bare.py under uvicorn, configured as api/server.py configures the API."""
-    port = embedded.free_port()
+    port = free_port()
     body_file = directory / "body.json"
     body_file.write_bytes(body)
     argv = ["taskset", "-c", str(SERVER_CPU), sys.executable, "-m", "uvicorn",
             "benchmarks.bare:app", "--port", str(port), "--loop", "uvloop", "--http",
             "httptools", "--no-access-log", "--lifespan", "off", "--no-server-header",
             "--log-level", "warning"]  # fmt: skip
-    with open(directory / "bare.log", "ab") as out:
-        popen = subprocess.Popen(
-            argv, env={**os.environ, "BENCH_BODY_FILE": str(body_file)}, stdout=out, stderr=out
-        )
+    env = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
     base = f"http://127.0.0.1:{port}"
-    try:
+    with running("bare", argv, env, directory / "bare.log", timeout_s=15) as bare:
         wait_until(lambda: httpx.get(base, timeout=1).content == body, 30, "the bare app")
-        yield base, popen.pid  # taskset execs: the server's own process
-    finally:
-        popen.send_signal(signal.SIGTERM)
-        popen.wait(15)
+        yield base, bare.popen.pid  # taskset execs: the server's own process
 
 
 def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cp-bench-api-") as tmp, ExitStack() as stack:
         directory = Path(tmp)
-        tansu = embedded.start_tansu(log=directory / "tansu.log")
+        tansu = start_tansu(log=directory / "tansu.log")
         stack.callback(tansu.stop)
         os.sched_setaffinity(tansu.popen.pid, {CLIENT_CPU})
         # Republished every second, as the pipeline does: unchanged, so no cache is cleared.

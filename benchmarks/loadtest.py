@@ -7,7 +7,7 @@
 Writes to docs/load/NAME/ (NAME: ``api`` for the own stack): locust's HTML report and CSV
 statistics (with the per-second history), summary.json (each phase's offered and achieved
 rate, failures, exact p50/p95/p99; see tests/load/locustfile.py), the charts made from the
-CSV by benchmarks/charts.py, the CPU of locust and of the API process over time (own stack
+CSV by devtools/charts.py, the CPU of locust and of the API process over time (own stack
 only) and report.png, the HTML report as headless Chromium renders it.
 """
 
@@ -34,15 +34,14 @@ from typing import Any
 import httpx
 import psutil
 
-from benchmarks.apiserver import wait_until
-from benchmarks.charts import CSV_PREFIX, load_charts
+from devtools.charts import CSV_PREFIX, load_charts
+from devtools.load import EXCHANGER_DIRECTIONS, EXCHANGERS
+from devtools.waiting import wait_until
 
 LOCUSTFILE = Path("tests/load/locustfile.py")
 OUT = Path("docs/load")
 #: Seconds locust may run beyond its planned phases before it is stopped.
 SLACK_S = 60
-#: The venues tests/load/locustfile.py asks for with `exchanger` (its EXCHANGERS).
-WARM_VENUES = ("binance", "kraken", "okx", "bybit", "coinbase")
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -73,8 +72,9 @@ def target() -> Iterator[tuple[str, psutil.Process | None]]:
 
     with demo_stack() as stack:
         # Serving is not yet warm: every venue the locustfile names must have fresh rates.
-        for venue in WARM_VENUES:
-            url = f"{stack.base}/api/v1/courses?exchanger={venue}&direction=BTC-USD,ETH-USD"
+        directions = ",".join(EXCHANGER_DIRECTIONS)
+        for venue in EXCHANGERS:
+            url = f"{stack.base}/api/v1/courses?exchanger={venue}&direction={directions}"
             wait_until(partial(_answers, url), 60, f"{venue} rates at the API")
         tree = psutil.Process(stack.pid).children(recursive=True)
         api = next(p for p in tree if p.cmdline()[-2:] == ["rates", "api"])

@@ -15,7 +15,6 @@ quotes divided by the time from the replay's start to the broker timestamp of th
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import tempfile
@@ -28,10 +27,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from connectors import registry
+from devtools.embedded import start_tansu
+from devtools.environment import clean_env
+from devtools.processes import RATES, running
 from pipeline.normalize import Conversion, Normalizer
 from pipeline.replay import Entry, Header, Recording, RecordingWriter
 from pipeline.settings import WorkerSettings
-from rates import embedded
 from rates.kafka import ensure_topics
 from schemas.records import Quote, RawFrame
 from schemas.settings import DEFAULT_DIRECTIONS
@@ -41,8 +42,6 @@ SAMPLE = Path(__file__).resolve().parent.parent / "recordings" / "sample.jsonl.g
 #: Frames replayed per path: the recording, repeated.
 FRAMES = 60_000
 TARGET_RATIO = 0.2
-RATES = [sys.executable, "-m", "rates"]
-OWN = ("RATES_", "KAFKA_", "API_", "DATABASE_", "CONNECTOR_", "WORKER_", "HISTORY_", "LOG_")
 
 
 def load_frames() -> list[Entry]:
@@ -70,12 +69,6 @@ def expected_quotes(entries: list[Entry], venues: list[str]) -> int:
         for e in entries
         for q in normalize(e.raw, e.raw.received_at).quotes
     )
-
-
-def clean_env(**changes: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(OWN)}
-    env.update(LOG_LEVEL="INFO", WORKER_METRICS_PORT="0", **changes)
-    return env
 
 
 async def timestamps(
@@ -113,21 +106,9 @@ async def timestamps(
 @contextmanager
 def process(argv: list[str], env: dict[str, str], log: Path, ready: str) -> Iterator[None]:
     """A child process, once it logged ``ready``; stopped on exit."""
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=out)
-    try:
-        deadline = time.monotonic() + 60
-        while ready not in log.read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{argv[3]} did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+    with running(argv[3], argv, env, log, timeout_s=30) as proc:
+        proc.wait_for(ready, 60)
         yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def measure(
@@ -229,7 +210,7 @@ def run() -> dict[str, Any]:
         writer = RecordingWriter(recording, Header(tuple(venues), entries[0].raw.received_at))
         writer.write(entries)
         writer.close()
-        tansu = embedded.start_tansu(log=tmp / "tansu.log")
+        tansu = start_tansu(log=tmp / "tansu.log")
         try:
             bootstrap = tansu.address
             plain_argv = [sys.executable, "-m", "benchmarks.replay", "plain"]

@@ -17,7 +17,7 @@ Each row is measured in one run, as the median of ROUNDS rounds. Row kinds (KIND
   send), and the API process's RSS and CPU.
 
 A future kind (e.g. configured directions x venues) adds a ``Kind`` to KINDS: the table,
-the JSON and the chart (benchmarks/charts.py) take every kind alike.
+the JSON and the chart (devtools/charts.py, told the kinds) take every kind alike.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,11 +44,15 @@ import httpx
 import psutil
 from aiokafka import AIOKafkaProducer
 
-from benchmarks.apiserver import latest_records, publish, run_api, server_env, wait_until
-from benchmarks.charts import Figure, scaling_chart
 from benchmarks.latency import percentile, tick_latencies
 from benchmarks.sse_clients import MARKER
-from rates import embedded
+from devtools.apiserver import latest_records, publish, run_api
+from devtools.charts import Figure, kinds_json, scaling_chart
+from devtools.embedded import start_tansu
+from devtools.environment import clean_env
+from devtools.processes import RATES, running
+from devtools.waiting import wait_until
+from rates.embedded import free_port
 from schemas.settings import DEFAULT_DIRECTIONS
 from schemas.topics import Topics
 
@@ -156,64 +160,47 @@ def sample_ticks(
     return latencies, missed
 
 
-@contextmanager
-def running(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A process of ours, stopped with SIGINT (then SIGKILL) at the end."""
-    with open(log, "ab") as out:
-        popen = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield popen
-    finally:
-        if popen.poll() is None:
-            popen.send_signal(signal.SIGINT)
-            try:
-                popen.wait(60)
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait()
-
-
 def tick_rate(level: int, directory: Path) -> dict[str, Any]:
     """The pipeline on the simulator at ``level`` x its default tick rate."""
     with ExitStack() as stack:
-        tansu = embedded.start_tansu(log=directory / "tansu.log")
+        tansu = start_tansu(log=directory / "tansu.log")
         stack.callback(tansu.stop)
         ports = directory / "simulator.json"
-        env = server_env(tansu.address, "", 0)
         sim = stack.enter_context(running(
-            [sys.executable, "-m", "rates", "simulate", "--ports-file", str(ports),
-             "--tick-interval", str(DEFAULT_TICK_S / level)],
-            env, directory / "simulator.log"))  # fmt: skip
+            "simulator", [*RATES, "simulate", "--ports-file", str(ports),
+                          "--tick-interval", str(DEFAULT_TICK_S / level)],
+            clean_env(LOG_LEVEL="WARNING"), directory / "simulator.log",
+            stop_signal=signal.SIGINT, timeout_s=60))  # fmt: skip
         found = wait_until(lambda: json.loads(ports.read_text()), 30, "the simulator's ports")
-        api_port, connector_port, worker_port = (embedded.free_port() for _ in range(3))
-        env = server_env(
-            tansu.address, "", api_port, **found["env"],
-            RATES_STATE_DIR=str(directory / "state"), LOG_LEVEL="INFO",
-            CONNECTOR_METRICS_PORT=str(connector_port), WORKER_METRICS_PORT=str(worker_port),
-            HISTORY_METRICS_PORT="0",
+        api_port, connector_port, worker_port = (free_port() for _ in range(3))
+        env = clean_env(
+            **found["env"], KAFKA_BOOTSTRAP_SERVERS=tansu.address, API_PORT=str(api_port),
+            RATES_STATE_DIR=str(directory / "state"), CONNECTOR_METRICS_PORT=str(connector_port),
+            WORKER_METRICS_PORT=str(worker_port),
         )  # fmt: skip
         up = stack.enter_context(running(
-            [sys.executable, "-m", "rates", "up", "--source", "live"], env,
-            directory / "up.log"))  # fmt: skip
+            "up", [*RATES, "up", "--source", "live"], env, directory / "up.log",
+            stop_signal=signal.SIGINT, timeout_s=60))  # fmt: skip
         base = f"http://127.0.0.1:{api_port}"
         client = stack.enter_context(httpx.Client(timeout=5))
 
         def serving() -> bool:
-            if up.poll() is not None:
-                raise RuntimeError(
-                    f"rates up exited:\n{(directory / 'up.log').read_text()[-3000:]}"
-                )
+            if up.popen.poll() is not None:
+                raise RuntimeError(f"rates up exited:\n{up.output()[-3000:]}")
             return client.get(f"{base}/api/v1/courses").status_code == 200
 
         wait_until(serving, 120, "rates up to serve")
         time.sleep(WARMUP_S)
         connector = f"http://127.0.0.1:{connector_port}/metrics"
         worker = f"http://127.0.0.1:{worker_port}/metrics"
-        extra = {"simulator": psutil.Process(sim.pid), "kafka": psutil.Process(tansu.popen.pid)}
+        extra = {
+            "simulator": psutil.Process(sim.popen.pid),
+            "kafka": psutil.Process(tansu.popen.pid),
+        }
         rng = random.Random(level)
         rounds: list[dict[str, Any]] = []
         for _ in range(ROUNDS):
-            roles = pipeline_processes(psutil.Process(up.pid), extra)
+            roles = pipeline_processes(psutil.Process(up.popen.pid), extra)
             cpu0 = {role: sum(map(_cpu_s, ps)) for role, ps in roles.items()}
             frames0, lag0 = frames_and_lag(client, connector, worker)
             started = time.monotonic()
@@ -263,7 +250,7 @@ async def _publish_changes(bootstrap: str, markers: list[str]) -> dict[str, floa
 def stream_clients(level: int, directory: Path) -> dict[str, Any]:
     """``level`` event-stream clients on one API process, and changes fanned out to them."""
     with ExitStack() as stack:
-        tansu = embedded.start_tansu(log=directory / "tansu.log")
+        tansu = start_tansu(log=directory / "tansu.log")
         stack.callback(tansu.stop)
         os.sched_setaffinity(tansu.popen.pid, {CLIENT_CPU})
         publish(
@@ -356,7 +343,7 @@ KIND_LIST: tuple[Kind, ...] = (
         stream_clients,
     ),
 )
-#: For benchmarks/charts.py: kind -> (what varies, figures).
+#: For devtools/charts.py: kind -> (what varies, figures).
 KINDS = {kind.name: (kind.varies, kind.figures) for kind in KIND_LIST}
 
 
@@ -408,7 +395,8 @@ def run() -> dict[str, Any]:
             rows.append(row)
     CHART.parent.mkdir(parents=True, exist_ok=True)
     scaling_chart(KINDS, rows, CHART)
-    return {"rounds": ROUNDS, "rows": rows, "chart": str(CHART),
+    # The kinds travel with the rows: `python -m devtools.charts scaling` draws them again.
+    return {"rounds": ROUNDS, "rows": rows, "kinds": kinds_json(KINDS), "chart": str(CHART),
             "load_average_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
 
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -17,6 +14,9 @@ from pathlib import Path
 
 import httpx
 
+from devtools.environment import clean_env
+from devtools.processes import RATES, running
+from devtools.waiting import wait_until
 from rates.embedded import free_port
 
 
@@ -44,56 +44,23 @@ def demo_stack(env: Mapping[str, str] | None = None, timeout_s: float = 90) -> I
     with tempfile.TemporaryDirectory(prefix="cp-bench-") as tmp:
         directory = Path(tmp)
         port = free_port()
-        venues = ("BINANCE_", "KRAKEN_", "OKX_", "BYBIT_", "COINBASE_", "COINGECKO_", "CBR_")
-        own = (
-            "RATES_",
-            "KAFKA_",
-            "API_",
-            "DATABASE_",
-            "CONNECTOR_",
-            "WORKER_",
-            "HISTORY_",
-            *venues,
-        )
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith(own)}
-        full_env.update(
-            RATES_STATE_DIR=str(directory / "state"),
-            API_PORT=str(port),
-            CONNECTOR_METRICS_PORT="0",
-            WORKER_METRICS_PORT="0",
-            HISTORY_METRICS_PORT="0",
-            LOG_LEVEL="INFO",
-            **(env or {}),
+        full_env = clean_env(
+            RATES_STATE_DIR=str(directory / "state"), API_PORT=str(port), **(env or {})
         )
         log = directory / "up.log"
         started = time.monotonic()
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "rates", "up", "--source", "simulator"],
-                env=full_env,
-                cwd=directory,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"rates up exited:\n{log.read_text()[-3000:]}")
-                if time.monotonic() - started > timeout_s:
-                    raise RuntimeError(f"rates up not serving after {timeout_s} s")
-                try:
-                    if httpx.get(f"{base}/api/v1/courses", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
-            serving = time.monotonic() - started
+        argv = [*RATES, "up", "--source", "simulator"]
+        with running(
+            "up", argv, full_env, log, cwd=directory, stop_signal=signal.SIGINT, timeout_s=60
+        ) as up:
+            base = f"http://127.0.0.1:{port}"
+
+            def serving() -> bool:
+                if up.popen.poll() is not None:
+                    raise RuntimeError(f"rates up exited:\n{up.output()[-3000:]}")
+                return httpx.get(f"{base}/api/v1/courses", timeout=1).status_code == 200
+
+            wait_until(serving, timeout_s, "rates up to serve")
+            serving_after = time.monotonic() - started
             ports = json.loads((directory / "state" / "simulator.json").read_text())
-            yield Stack(base, ports["control"], log, started, serving, proc.pid)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            yield Stack(base, ports["control"], log, started, serving_after, up.popen.pid)

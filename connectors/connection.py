@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import websockets
@@ -216,9 +216,7 @@ async def _open(ctx: ConnectionContext[WebsocketVenue]) -> _Connection:
         )
     except InvalidStatus as exc:
         if exc.response.status_code == 429:
-            wait = retry_after_s(
-                exc.response.headers.get("Retry-After"), datetime.now(UTC), default=1.0
-            )
+            wait = retry_after_s(exc.response.headers.get("Retry-After"), ctx.clock(), default=1.0)
             raise RateLimited(f"rate limited (HTTP 429, retry after {wait:g} s)", wait) from None
         raise
     conn = _Connection(ctx, ws, conn_id)

@@ -9,6 +9,7 @@ from email.utils import parsedate_to_datetime
 
 import aiohttp
 
+from common.clock import utcnow
 from schemas.errors import RateLimited, VenueError
 
 _XML_ENCODING = re.compile(rb"""^<\?xml[^>]*encoding=["']([A-Za-z0-9._-]+)["']""")
@@ -62,9 +63,7 @@ async def get_text(
         url, headers=dict(headers), timeout=aiohttp.ClientTimeout(total=timeout_s)
     ) as response:
         if response.status == 429:
-            wait = retry_after_s(
-                response.headers.get("Retry-After"), datetime.now(UTC), retry_default_s
-            )
+            wait = retry_after_s(response.headers.get("Retry-After"), utcnow(), retry_default_s)
             raise RateLimited(f"rate limited (HTTP 429, retry after {wait:g} s)", wait)
         if response.status not in ok:
             raise VenueError(f"the server answered HTTP {response.status}")

@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from connectors.venues.base import PollingVenue, SymbolCheck, Venue, WebsocketVenue
 from connectors.venues.coingecko import PLAN_URLS
-from schemas.settings import CommonSettings
+from schemas.settings import PollSettings
 
 
 def check_url(value: str, schemes: tuple[str, ...]) -> str:
@@ -19,7 +19,7 @@ def check_url(value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
-class ConnectorSettings(CommonSettings):
+class ConnectorSettings(PollSettings):
     """Which venues to connect to, and where each one is."""
 
     binance_ws_url: str = Field(
@@ -81,22 +81,9 @@ class ConnectorSettings(CommonSettings):
         validate_default=True,
         description="CoinGecko REST base ending in /api/v3; unset: the plan's",
     )
-    coingecko_poll_interval_s: float = Field(
-        default=30.0,
-        gt=0,
-        le=3600,
-        description="seconds between CoinGecko /simple/price requests (demo plan: at most "
-        "30 a minute); silence for twice this marks it silent",
-    )
     cbr_url: str = Field(
         default="https://www.cbr.ru/scripts/XML_daily.asp",
         description="the Central Bank of Russia's daily rates document (USD-RUB reference)",
-    )
-    cbr_poll_interval_s: float = Field(
-        default=600.0,
-        gt=0,
-        le=86400,
-        description="seconds between CBR requests (the rate changes once a day)",
     )
     connector_metrics_port: int = Field(
         default=9101, ge=0, le=65535, description="Prometheus port of the connector; 0: off"
@@ -168,8 +155,7 @@ class ConnectorSettings(CommonSettings):
         return age
 
     def interval_s(self, venue: PollingVenue) -> float:
-        interval: float = getattr(self, venue.interval_setting)
-        return interval
+        return self.poll_interval_s(venue.interval_setting)
 
     def headers(self, venue: PollingVenue) -> dict[str, str]:
         """The HTTP headers a polled venue needs (its API key under the plan's header)."""

@@ -1,47 +1,34 @@
-"""The Faust app: normalize raw frames, keep the latest-rate table, publish rates.latest."""
+"""The Faust app: normalize raw frames, keep the latest-rate table, publish rates.latest.
+
+:class:`Pipeline` declares the topics, the table, two agents, two timers and the broadcast
+reader; the decisions are made by pure code it calls (pipeline/normalize.py,
+pipeline/latest.py, pipeline/failover.py).
+"""
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
-from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from common.clock import utcnow
+from common.throttle import Throttled
 from connectors import registry
 from connectors.venues.base import excerpt
-from pipeline import metrics
+from pipeline import metrics, workarounds
 from pipeline.broadcast import Broadcast, follow
-from pipeline.latest import LatestRates
+from pipeline.latest import DurableBooks, LatestRates
 from pipeline.normalize import Conversion, Normalized, Normalizer
 from pipeline.settings import WorkerSettings
 from schemas.errors import FrameError, RecordError, UnknownSymbol
 from schemas.records import Latest, Quote, RawFrame
-from schemas.topics import ACTIVE_KEY
 
 log = logging.getLogger(__name__)
-
-_ORIGINAL_CONSUMER = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
-
-
-def set_fetch_max_wait(ms: int) -> None:
-    """Lower Faust's hard-coded 1500 ms fetch wait (pinned faust-streaming==0.15.3).
-
-    Tansu answers a fetch long-poll only after half the max wait, so the stock value adds
-    ~750 ms per hop; 10 ms gives ~5 ms per hop (docs/architecture.md, measured).
-    """
-
-    def create(self: Any, transport: Any) -> Any:
-        consumer = _ORIGINAL_CONSUMER(self, transport)
-        consumer._fetch_max_wait_ms = ms
-        return consumer
-
-    faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -49,36 +36,38 @@ def partition_of(key: str, partitions: int) -> int:
     return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
-class _Skipped:
-    """Counts skipped frames; logs the first per (venue, reason), then one line per 10 s."""
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A raw frame that yields no quote, and why."""
 
-    def __init__(self, every_s: float = 10.0) -> None:
-        self._last: dict[tuple[str, str], float] = {}
-        self._every = every_s
-
-    def __call__(self, venue: str, reason: str, message: str) -> None:
-        metrics.BAD_FRAMES.labels(venue, reason).inc()
-        now = time.monotonic()
-        key = (venue, reason)
-        if now - self._last.get(key, -self._every) >= self._every:
-            self._last[key] = now
-            log.warning("%s: %s frame skipped: %s", venue, reason, message)
-        else:
-            log.debug("%s: %s frame skipped: %s", venue, reason, message)
+    venue: str
+    reason: str  # bad_record, malformed, unknown_symbol
+    message: str
 
 
-def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow) -> faust.App:
-    """The Faust app with its topics, table, agents and timers."""
-    set_fetch_max_wait(settings.kafka_fetch_max_wait_ms)
-    topics = settings.topics
-    partitions = settings.rates_partitions
+def normalize_frame(value: bytes, normalizer: Normalizer, now: datetime) -> Normalized | Skipped:
+    """A ticks.raw record's quotes and references, or why there are none."""
+    try:
+        frame = RawFrame.from_json(value)
+    except RecordError as exc:
+        return Skipped("?", "bad_record", str(exc))
+    metrics.FRAMES.labels(frame.venue).inc()
+    try:
+        return normalizer(frame, now)
+    except FrameError as exc:
+        reason = "unknown_symbol" if isinstance(exc, UnknownSymbol) else "malformed"
+        return Skipped(frame.venue, reason, f"{exc} in {excerpt(frame.frame)}")
+
+
+def faust_app(settings: WorkerSettings) -> faust.App:
+    """The Faust app, configured for Tansu (docs/architecture.md)."""
     app = faust.App(
-        topics.app_id,
+        settings.topics.app_id,
         broker=f"kafka://{settings.bootstrap}",
         store="memory://",
-        datadir=str(settings.rates_state_dir / "faust" / topics.app_id),
-        topic_partitions=partitions,
-        # Tansu makes every group join take session_timeout/2 (docs/architecture.md).
+        datadir=str(settings.rates_state_dir / "faust" / settings.topics.app_id),
+        topic_partitions=settings.rates_partitions,
+        # Tansu makes every group join take session_timeout/2.
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_heartbeat_interval=1.0,
         broker_rebalance_timeout=settings.worker_session_timeout_s,
@@ -92,152 +81,154 @@ def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow)
         producer_linger=0.001,
         web_enabled=False,
     )
-    venues = {name: registry.get(name) for name in settings.rates_venues}
-    policy = settings.policy()
-    broadcast = Broadcast()
-    normalizer = Normalizer(
-        venues,
-        Conversion(settings.rates_directions, settings.rates_usdt_as_usd),
-        policy,
-        broadcast.references,
-        broadcast.health,
-    )
-    rates = LatestRates(policy, broadcast)
-    skipped = _Skipped()
+    workarounds.lower_fetch_max_wait(app, settings.kafka_fetch_max_wait_ms)
+    return app
 
-    def raw(name: str) -> faust.TopicT:
-        return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
 
-    raw_topic = app.topic(
-        *(topics.raw(v) for v in venues),
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=partitions,
-    )
-    normalized_topic = raw(topics.normalized)
-    latest_topic = raw(topics.latest)
-    reference_topic = raw(topics.reference)
-    # direction -> {venue -> Quote as a dict}: the durable copy of the books, partitioned
-    # like rates.normalized, so a worker taking over a partition recovers its books.
-    table = app.Table("latest_rates", default=dict, partitions=partitions)
-    written: dict[str, float] = {}
+class Pipeline:
+    """The worker's app: its topics, the table ``latest_rates``, agents, timers and tasks."""
 
-    def owned(direction: str) -> bool:
-        tp = (topics.normalized, partition_of(direction, partitions))
-        return any((t.topic, t.partition) == tp for t in app.assignor.assigned_actives())
+    def __init__(self, settings: WorkerSettings, clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.app = app = faust_app(settings)
+        self.partitions = partitions = settings.rates_partitions
+        topics = settings.topics
+        venues = {name: registry.get(name) for name in settings.rates_venues}
+        policy = settings.policy()
+        self.broadcast = Broadcast()
+        self.normalizer = Normalizer(
+            venues,
+            Conversion(settings.rates_directions, settings.rates_usdt_as_usd),
+            policy,
+            self.broadcast.references,
+            self.broadcast.health,
+        )
+        self.rates = LatestRates(policy, self.broadcast)
+        self.skip_logs: dict[tuple[str, str], Throttled] = {}
 
-    def frame_quotes(value: bytes) -> Normalized | None:
-        try:
-            frame = RawFrame.from_json(value)
-        except RecordError as exc:
-            skipped("?", "bad_record", str(exc))
-            return None
-        metrics.FRAMES.labels(frame.venue).inc()
-        now = clock()
-        try:
-            return normalizer(frame, now)
-        except FrameError as exc:
-            reason = "unknown_symbol" if isinstance(exc, UnknownSymbol) else "malformed"
-            skipped(frame.venue, reason, f"{exc} in {excerpt(frame.frame)}")
-            return None
+        self.raw_topic = self._topic(*(topics.raw(v) for v in venues))
+        self.normalized_topic = self._topic(topics.normalized)
+        self.latest_topic = self._topic(topics.latest)
+        self.reference_topic = self._topic(topics.reference)
+        # direction -> {venue -> Quote as a dict}: the durable copy of the books, partitioned
+        # like rates.normalized, so a worker taking over a partition recovers its books.
+        table = app.Table("latest_rates", default=dict, partitions=partitions)
+        self.books = DurableBooks(self.rates, table, settings.rates_table_write_interval_s)
 
-    async def publish(latest: Latest, trigger: str) -> None:
-        await latest_topic.send(key=latest.direction.encode(), value=latest.to_json())
-        metrics.LATEST_PUBLISHED.labels(trigger).inc()
+        app.agent(self.raw_topic, name="normalize_frames")(self.normalize_frames)
+        app.agent(self.normalized_topic, name="track_latest")(self.track_latest)
+        interval = settings.rates_publish_interval_s
+        app.timer(interval, name="republish")(self.republish)
+        app.timer(interval, on_leader=True, name="republish_active")(self.republish_active)
+        app.task(self.follow_broadcast)
+        app.on_partitions_assigned.connect(self.on_assigned)
 
-    @app.agent(raw_topic)
-    async def normalize_frames(stream: faust.StreamT[bytes]) -> None:
-        await broadcast.loaded.wait()  # references and venue states first
-        async for value in stream:
-            result = frame_quotes(value)
-            if result is None:
-                continue
-            for ref in result.references:
-                key = f"{ref.direction}|{ref.venue}".encode()
-                await reference_topic.send(key=key, value=ref.to_json())
-                metrics.REFERENCES.labels(ref.venue, ref.direction).inc()
-            for quote in result.quotes:
-                await normalized_topic.send(key=quote.direction.encode(), value=quote.to_json())
-                metrics.QUOTES.labels(quote.venue, quote.direction).inc()
+    def _topic(self, *names: str) -> faust.TopicT:
+        return self.app.topic(
+            *names, key_serializer="raw", value_serializer="raw", partitions=self.partitions
+        )
 
-    @app.agent(normalized_topic)
-    async def track_latest(stream: faust.StreamT[bytes]) -> None:
-        await broadcast.loaded.wait()  # venue states and previous choices first
-        async for value in stream:
+    # -- agents ---------------------------------------------------------------------------
+
+    async def normalize_frames(self, frames: faust.StreamT[bytes]) -> None:
+        await self.broadcast.loaded.wait()  # references and venue states first
+        async for value in frames:
+            result = normalize_frame(value, self.normalizer, self.clock())
+            if isinstance(result, Skipped):
+                self.skip(result)
+            else:
+                await self.send(result)
+
+    async def track_latest(self, quotes: faust.StreamT[bytes]) -> None:
+        await self.broadcast.loaded.wait()  # venue states and previous choices first
+        async for value in quotes:
             try:
                 quote = Quote.from_json(value)
             except RecordError as exc:
                 metrics.BAD_RECORDS.labels("normalized").inc()
                 log.warning("skipping a bad rates.normalized record: %s", exc)
                 continue
-            direction = quote.direction
-            if direction not in rates.books:
-                rates.load(direction, {v: Quote.from_json(q) for v, q in table[direction].items()})
-            latest = rates.add(quote, clock())
-            now = time.monotonic()
-            if now - written.get(direction, -1e9) >= settings.rates_table_write_interval_s:
-                table[direction] = {v: q.to_dict() for v, q in rates.books[direction].items()}
-                written[direction] = now
+            latest = self.books.add(quote, self.clock())
             if latest is not None:
-                await publish(latest, "change")
+                await self.publish(latest, "change")
 
-    @app.timer(interval=settings.rates_publish_interval_s)  # type: ignore[untyped-decorator]
-    async def republish() -> None:
-        # During a rebalance the table may be mid-recovery and go backwards: publish nothing.
-        if app.rebalancing or not broadcast.loaded.is_set():
+    # -- timers and the broadcast reader ----------------------------------------------------
+
+    async def republish(self) -> None:
+        """Every owned direction, with every venue's quote, each publish interval."""
+        if not self.deciding():
             return
-        now = clock()
-        for direction in settings.rates_directions:
-            if not owned(direction):
-                rates.forget(direction)
-                continue
-            if direction not in rates.books:
-                recovered = table.get(direction) or {}
-                if not recovered:
-                    continue
-                rates.load(direction, {v: Quote.from_json(q) for v, q in recovered.items()})
-            await publish(rates.decide(direction, now), "timer")
+        now = self.clock()
+        for direction in self.settings.rates_directions:
+            if not self.owned(direction):
+                self.rates.forget(direction)
+            elif self.books.recover(direction):
+                await self.publish(self.rates.decide(direction, now), "timer")
 
-    async def on_latest(record: Latest) -> None:
-        # The leader owns the active venue. It reacts at once when the active venue is
-        # unhealthy (or there is none yet); coverage changes wait for the timer, because
-        # directions are decided on different workers and may disagree for milliseconds.
-        if not app.is_leader() or app.rebalancing or not broadcast.loaded.is_set():
-            return
-        now = clock()
-        current = rates.chosen.get(ACTIVE_KEY) or broadcast.latest.get(ACTIVE_KEY)
-        healthy = (
-            current is not None
-            and current.venue is not None
-            and broadcast.health.healthy_for(current.venue, now, policy) is not None
-        )
-        if healthy:
-            return
-        active = rates.active(now)
-        if current is None or current.venue != active.venue:
-            await publish(active, "change")
+    async def republish_active(self) -> None:
+        """The active venue (key ``*``), from the consumer group's leader only."""
+        if self.deciding():
+            await self.publish(self.rates.active(self.clock()), "timer")
 
-    @app.timer(interval=settings.rates_publish_interval_s, on_leader=True)  # type: ignore[untyped-decorator]
-    async def republish_active() -> None:
-        if not app.rebalancing and broadcast.loaded.is_set():
-            await publish(rates.active(clock()), "timer")
+    async def on_latest(self, record: Latest) -> None:
+        """A direction's record on rates.latest: the leader checks the active venue at once."""
+        if self.app.is_leader() and self.deciding():
+            active = self.rates.active_if_unhealthy(self.clock())
+            if active is not None:
+                await self.publish(active, "change")
 
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+    async def follow_broadcast(self) -> None:
+        await follow(self.broadcast, self.settings, self.on_latest, self.clock)
+
+    async def on_assigned(self, sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
         (assigned,) = args
-        mine = sorted(tp.partition for tp in assigned if tp.topic == topics.normalized)
+        normalized = self.settings.topics.normalized
+        mine = sorted(tp.partition for tp in assigned if tp.topic == normalized)
         metrics.OWNED_PARTITIONS.set(len(mine))
-        log.info("owning partitions %s of %s", mine, topics.normalized)
+        log.info("owning partitions %s of %s", mine, normalized)
 
-    @app.task  # type: ignore[untyped-decorator]
-    async def follow_broadcast() -> None:
-        await follow(
-            settings.bootstrap,
-            topics,
-            broadcast,
-            settings.kafka_fetch_max_wait_ms,
-            on_latest,
-            clock,
-        )
+    # -- helpers --------------------------------------------------------------------------
 
-    return app
+    def deciding(self) -> bool:
+        # During a rebalance the table may be mid-recovery and go backwards; before the
+        # broadcast state is loaded, venue states and previous choices are unknown.
+        return not self.app.rebalancing and self.broadcast.loaded.is_set()
+
+    def owned(self, direction: str) -> bool:
+        tp = (self.settings.topics.normalized, partition_of(direction, self.partitions))
+        return any((t.topic, t.partition) == tp for t in self.app.assignor.assigned_actives())
+
+    async def send(self, result: Normalized) -> None:
+        for ref in result.references:
+            key = f"{ref.direction}|{ref.venue}".encode()
+            await self.reference_topic.send(key=key, value=ref.to_json())
+            metrics.REFERENCES.labels(ref.venue, ref.direction).inc()
+        for quote in result.quotes:
+            await self.normalized_topic.send(key=quote.direction.encode(), value=quote.to_json())
+            metrics.QUOTES.labels(quote.venue, quote.direction).inc()
+
+    async def publish(self, latest: Latest, trigger: str) -> None:
+        await self.latest_topic.send(key=latest.direction.encode(), value=latest.to_json())
+        metrics.LATEST_PUBLISHED.labels(trigger).inc()
+
+    def skip(self, skipped: Skipped) -> None:
+        """Count a skipped frame; log the first per venue and reason, then one per 10 s."""
+        metrics.BAD_FRAMES.labels(skipped.venue, skipped.reason).inc()
+        throttle = self.skip_logs.setdefault((skipped.venue, skipped.reason), Throttled())
+        held = throttle.ready()
+        if held is None:
+            log.debug("%s: %s frame skipped: %s", skipped.venue, skipped.reason, skipped.message)
+        else:
+            log.warning(
+                "%s: %s frame skipped (%d more not shown): %s",
+                skipped.venue,
+                skipped.reason,
+                held,
+                skipped.message,
+            )
+
+
+def create_app(settings: WorkerSettings, clock: Callable[[], datetime] = utcnow) -> faust.App:
+    """The Faust app with its topics, table, agents and timers."""
+    return Pipeline(settings, clock).app

@@ -2,8 +2,8 @@
 
 Venue states (venues.status), references (rates.reference) and the chosen rates
 (rates.latest) are small topics. Each worker follows them with its own group-less consumer
-from their recent tail: a GlobalTable would do the same, but does not converge with two
-workers here (faust-streaming #283).
+(common/follower.py) from their recent tail: a GlobalTable would do the same, but does not
+converge with two workers here (faust-streaming #283).
 """
 
 from __future__ import annotations
@@ -11,23 +11,36 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
-
+from common.follower import Follower
 from pipeline import metrics
-from pipeline.failover import Health, VenueHealth
+from pipeline.health import Health, VenueHealth
 from pipeline.normalize import References
 from schemas.errors import RecordError
 from schemas.records import Latest, Quote, VenueStatus
+from schemas.settings import CommonSettings
 from schemas.topics import ACTIVE_KEY, Topics
 
 log = logging.getLogger(__name__)
 
+Kind = Literal["status", "reference", "latest"]
+
 #: Records read back per partition at start: each topic republishes its keys often.
-TAIL = {"status": 200, "reference": 2000, "latest": 4000}
+TAIL: dict[Kind, int] = {"status": 200, "reference": 2000, "latest": 4000}
+
+
+def kinds(topics: Topics) -> dict[str, Kind]:
+    """topic name -> what its records are."""
+    return {topics.venues_status: "status", topics.reference: "reference", topics.latest: "latest"}
+
+
+def published_at(stamp_ms: int, now: datetime) -> datetime:
+    """A record's producer timestamp, never in the future (the producer's clock may be ahead)."""
+    return min(datetime.fromtimestamp(stamp_ms / 1000, UTC), now)
 
 
 @dataclass
@@ -47,92 +60,47 @@ class Broadcast:
         if current is None or current.seen_at <= published_at:
             statuses[status.venue] = VenueHealth(status.state, status.since, published_at)
 
+    def apply(self, kind: Kind, value: bytes, stamp_ms: int, now: datetime) -> Latest | None:
+        """Take one record; return a direction's rates.latest record (not the active venue's).
 
-def _published_at(record: ConsumerRecord[bytes, bytes], now: datetime) -> datetime:
-    """The record's producer timestamp, never in the future."""
-    stamp = datetime.fromtimestamp(record.timestamp / 1000, UTC)
-    return min(stamp, now)
+        A record that does not decode is counted, logged and skipped.
+        """
+        try:
+            if kind == "status":
+                self.apply_status(VenueStatus.from_json(value), published_at(stamp_ms, now))
+            elif kind == "reference":
+                self.references.update(Quote.from_json(value))
+            else:
+                latest = Latest.from_json(value)
+                self.latest[latest.direction] = latest
+                return None if latest.direction == ACTIVE_KEY else latest
+        except RecordError as exc:
+            metrics.BAD_RECORDS.labels(kind).inc()
+            log.warning("skipping a bad %s record: %s", kind, exc)
+        return None
 
 
 async def follow(
-    bootstrap: str,
-    topics: Topics,
     state: Broadcast,
-    fetch_max_wait_ms: int,
+    settings: CommonSettings,
     on_latest: Callable[[Latest], Awaitable[None]],
     clock: Callable[[], datetime],
 ) -> None:
-    """Keep ``state`` current forever; Kafka errors are logged and the reader restarts."""
-    kinds = {
-        topics.venues_status: "status",
-        topics.reference: "reference",
-        topics.latest: "latest",
-    }
-    while True:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=fetch_max_wait_ms,
-        )
-        try:
-            await consumer.start()
-            # Known from the metadata fetched at start; missing topics need a new consumer.
-            missing = [topic for topic in kinds if not consumer.partitions_for_topic(topic)]
-            if missing:
-                log.info("waiting for %s to exist", ", ".join(missing))
-                await asyncio.sleep(1.0)
-                continue
-            tps = [
-                TopicPartition(topic, p)
-                for topic in kinds
-                for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            consumer.assign(tps)
-            ends = await consumer.end_offsets(tps)
-            for tp in tps:
-                consumer.seek(tp, max(0, ends[tp] - TAIL[kinds[tp.topic]]))
-            log.info("following %s", ", ".join(kinds))
-            while True:
-                batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
-                for tp, records in batch.items():
-                    kind = kinds[tp.topic]
-                    for record in records:
-                        await _apply(kind, record, state, on_latest, clock)
-                if not state.loaded.is_set() and await _caught_up(consumer, ends):
-                    log.info("broadcast state loaded")
-                    state.loaded.set()
-        except KafkaError as exc:
-            log.warning("broadcast reader failed (%s); restarting in 1 s", exc)
-            await asyncio.sleep(1.0)
-        finally:
-            await consumer.stop()
-
-
-async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return False
-    return True
-
-
-async def _apply(
-    kind: str,
-    record: ConsumerRecord[bytes, bytes],
-    state: Broadcast,
-    on_latest: Callable[[Latest], Awaitable[None]],
-    clock: Callable[[], datetime],
-) -> None:
-    try:
-        if kind == "status":
-            state.apply_status(VenueStatus.from_json(record.value), _published_at(record, clock()))
-        elif kind == "reference":
-            state.references.update(Quote.from_json(record.value))
-        else:
-            latest = Latest.from_json(record.value)
-            state.latest[latest.direction] = latest
-            if latest.direction != ACTIVE_KEY:
-                await on_latest(latest)
-    except RecordError as exc:
-        metrics.BAD_RECORDS.labels(kind).inc()
-        log.warning("skipping a bad %s record: %s", kind, exc)
+    """Keep ``state`` current forever; ``on_latest`` hears of every direction's record."""
+    kind_of = kinds(settings.topics)
+    reader = Follower(
+        settings.bootstrap,
+        {topic: TAIL[kind] for topic, kind in kind_of.items()},
+        name="broadcast reader",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+    )
+    async with aclosing(reader.fetches()) as fetches:
+        async for fetched in fetches:
+            for record in fetched.records:
+                value = record.value or b""
+                latest = state.apply(kind_of[record.topic], value, record.timestamp, clock())
+                if latest is not None:
+                    await on_latest(latest)
+            if fetched.caught_up and not state.loaded.is_set():
+                log.info("broadcast state loaded")
+                state.loaded.set()

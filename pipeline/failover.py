@@ -1,11 +1,9 @@
 """Pure failover: which venue's quote is the rate of a direction, and which venue is active.
 
-One function of (quotes, venue states, policy, now). A venue is healthy while its connector
-says it is ``up`` (venues.status, broadcast to every worker); a quote is fresh while its
-venue is healthy and it is younger than the max age by local receive time; a derived quote
-also needs its reference leg to be usable. Among fresh quotes, one deviating too far from
-the median of the others is excluded. The most preferred venue wins, except that a venue
-that recovered must stay healthy for the hysteresis period before it is preferred again.
+One function of (quotes, venue states, policy, now); which quotes are fresh is decided in
+pipeline/health.py. Among fresh quotes, one deviating too far from the median of the others
+is excluded. The most preferred venue wins, except that a venue that recovered must stay
+healthy for the hysteresis period before it is preferred again.
 When nothing is fresh the last value is kept and marked stale; nothing is ever invented.
 """
 
@@ -13,126 +11,13 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from schemas.records import Latest, Quote, VenueQuote, VenueState
+from pipeline.health import Health, Policy, unusable
+from schemas.records import Latest, Quote, VenueQuote
 from schemas.topics import ACTIVE_KEY
-
-
-@dataclass(frozen=True)
-class Policy:
-    """How venues are judged and chosen."""
-
-    directions: tuple[str, ...]
-    priority: tuple[str, ...]
-    #: A quote older than this (by local receive time) is stale, even on a healthy venue.
-    max_age_s: float = 60.0
-    #: A recovered venue must stay healthy this long before it is preferred again.
-    hysteresis_s: float = 10.0
-    #: A quote further than this fraction from the median of the other fresh venues is excluded.
-    max_deviation: float = 0.02
-    #: A venue status older than this means its connector is gone: the venue is not healthy.
-    status_timeout_s: float = 15.0
-    #: Venues without any status (e.g. a replay): healthy while their data is this recent.
-    silence_limits_s: Mapping[str, float] = field(default_factory=dict)
-    #: USD-RUB reference sources, most preferred first.
-    reference_priority: tuple[str, ...] = ("coingecko", "cbr")
-    #: Reference sources whose rate stays valid this long whatever their connection (CBR
-    #: publishes once a business day: its rate covers weekends and holidays).
-    reference_max_age_s: Mapping[str, float] = field(default_factory=lambda: {"cbr": 4 * 86400})
-
-    def rank(self, venue: str) -> int:
-        """Lower is preferred; venues missing from the priority list come last."""
-        try:
-            return self.priority.index(venue)
-        except ValueError:
-            return len(self.priority)
-
-    def silence_limit_s(self, venue: str) -> float:
-        return self.silence_limits_s.get(venue, 3.0)
-
-
-@dataclass(frozen=True, slots=True)
-class VenueHealth:
-    """The last venues.status of a venue, as this worker received it."""
-
-    state: VenueState
-    #: When the venue entered this state (connector clock).
-    since: datetime
-    #: When this worker received the status (local clock).
-    seen_at: datetime
-
-
-@dataclass
-class Health:
-    """What the worker knows about every venue's connection (updated as records arrive)."""
-
-    statuses: dict[str, VenueHealth] = field(default_factory=dict)
-    #: Newest receive time of any quote per venue; used only for venues without a status.
-    last_data: dict[str, datetime] = field(default_factory=dict)
-
-    def healthy_for(self, venue: str, now: datetime, policy: Policy) -> float | None:
-        """Seconds the venue has been healthy, or None when it is not healthy."""
-        status = self.statuses.get(venue)
-        if status is None:
-            seen = self.last_data.get(venue)
-            if seen is None or (now - seen).total_seconds() > policy.silence_limit_s(venue):
-                return None
-            return float("inf")  # no connector reports on it (a replay): judged by its data
-        if status.state != "up":
-            return None
-        if (now - status.seen_at).total_seconds() > policy.status_timeout_s:
-            return None
-        return max(0.0, (now - status.since).total_seconds())
-
-    def why_not(self, venue: str, now: datetime, policy: Policy) -> str:
-        """Plain words for why a venue is not healthy."""
-        status = self.statuses.get(venue)
-        if status is None:
-            return "not reporting" if venue not in self.last_data else "silent"
-        if status.state != "up":
-            return status.state
-        return "status lost"
-
-
-def age_s(quote: Quote, now: datetime) -> float:
-    return (now - quote.received_at).total_seconds()
-
-
-def reference_fresh(quote: Quote | None, health: Health, now: datetime, policy: Policy) -> bool:
-    """Whether a reference quote (USD-RUB) may be used now."""
-    if quote is None:
-        return False
-    long_lived = policy.reference_max_age_s.get(quote.venue)
-    if long_lived is not None:
-        return age_s(quote, now) <= long_lived
-    if health.healthy_for(quote.venue, now, policy) is None:
-        return False
-    return age_s(quote, now) <= policy.max_age_s
-
-
-def unusable(
-    quote: Quote,
-    health: Health,
-    now: datetime,
-    policy: Policy,
-    references: Mapping[str, Quote] | None = None,
-) -> str | None:
-    """Why a quote cannot be served now (None when it is fresh)."""
-    if health.healthy_for(quote.venue, now, policy) is None:
-        return f"{quote.venue} {health.why_not(quote.venue, now, policy)}"
-    age = age_s(quote, now)
-    if age > policy.max_age_s:
-        return f"{quote.venue} quote stale ({age:.0f} s old)"
-    for leg in quote.derived_from or ():
-        if leg.venue == quote.venue:
-            continue  # a leg of the same venue lives and dies with it
-        current = (references or {}).get(leg.venue)
-        if not reference_fresh(current, health, now, policy):
-            return f"{quote.venue} reference {leg.venue} stale"
-    return None
 
 
 def outliers(values: Mapping[str, Decimal], max_deviation: float) -> dict[str, float]:
@@ -208,6 +93,23 @@ def _pick(
     return min(ready or candidates, key=by_rank), None
 
 
+def _why_new(
+    venue: str,
+    previous: Latest | None,
+    quotes: Mapping[str, Quote],
+    problems: Mapping[str, str | None],
+    policy: Policy,
+) -> str:
+    """Why ``venue`` is chosen now, when it is not the previous choice kept."""
+    previous_venue = previous.venue if previous is not None else None
+    if previous_venue is not None and previous_venue != venue:
+        return problems.get(previous_venue) or f"{previous_venue} has no quote"
+    better = sorted((v for v in quotes if policy.rank(v) < policy.rank(venue)), key=policy.rank)
+    if not better:
+        return "most preferred fresh venue"
+    return problems.get(better[0]) or f"{better[0]} healthy for less than {policy.hysteresis_s:g} s"
+
+
 def choose(
     direction: str,
     quotes: Mapping[str, Quote],
@@ -228,27 +130,13 @@ def choose(
         venue: VenueQuote(q.value, q.ts, q.received_at, venue in candidates)
         for venue, q in sorted(quotes.items())
     }
-    previous_venue = previous.venue if previous is not None else None
     if candidates:
         venue, back = _pick(candidates, previous, health, now, policy)
-        if venue == previous_venue and previous is not None and not previous.stale:
+        if previous is not None and venue == previous.venue and not previous.stale:
             reason, since = previous.reason, previous.since
         else:
+            reason = back or _why_new(venue, previous, quotes, problems, policy)
             since = now
-            if back is not None:
-                reason = back
-            elif previous_venue is not None and previous_venue != venue:
-                reason = problems.get(previous_venue) or f"{previous_venue} has no quote"
-            else:
-                better = sorted(
-                    (v for v in quotes if policy.rank(v) < policy.rank(venue)), key=policy.rank
-                )
-                reason = (
-                    problems.get(better[0])
-                    or f"{better[0]} healthy for less than {policy.hysteresis_s:g} s"
-                    if better
-                    else "most preferred fresh venue"
-                )
         chosen = quotes[venue]
         latest = Latest(
             direction=direction,

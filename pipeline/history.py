@@ -16,203 +16,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 import psycopg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from common.backoff import Backoff
+from common.clock import utcnow
 from common.database import libpq_url
 from pipeline import metrics
+from pipeline.history_rows import Batch, Chosen
+from pipeline.history_store import delete_older, store
 from pipeline.settings import HistorySettings
 from schemas.errors import RatesError, RecordError
 from schemas.records import Latest, Quote
 
 log = logging.getLogger(__name__)
 
-#: Tansu makes every group join take half the session timeout (docs/architecture.md).
-SESSION_TIMEOUT_MS = 6000
 #: One write (connect, insert, commit) longer than this counts as PostgreSQL being down.
 WRITE_TIMEOUT_S = 30.0
-#: Rows deleted per retention statement, so no delete holds locks for long.
-RETENTION_CHUNK = 10_000
-
-# -- pure: switches and rows ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Chosen:
-    """The venue chosen for a direction, and since when."""
-
-    venue: str
-    since: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Switch:
-    """A change of the chosen venue of a direction (``*``: the active venue)."""
-
-    direction: str
-    from_venue: str | None
-    to_venue: str
-    reason: str
-    at: datetime
-
-
-def derive_switches(
-    last: Mapping[str, Chosen], records: Iterable[Latest]
-) -> tuple[list[Switch], dict[str, Chosen]]:
-    """The switches among ``rates.latest`` records, and the choice per direction after them.
-
-    A record whose venue differs from the one chosen before it (``last``: the last stored
-    switch of each direction) is a switch at the record's ``since``. A record not newer
-    than the known choice is a redelivery and changes nothing; a record without a venue
-    (no quote yet) is not a choice.
-    """
-    state = dict(last)
-    found: list[Switch] = []
-    for record in records:
-        if record.venue is None or record.since is None:
-            continue
-        previous = state.get(record.direction)
-        if previous is not None and (
-            record.venue == previous.venue or record.since <= previous.since
-        ):
-            continue
-        found.append(
-            Switch(
-                record.direction,
-                previous.venue if previous is not None else None,
-                record.venue,
-                record.reason,
-                record.since,
-            )
-        )
-        state[record.direction] = Chosen(record.venue, record.since)
-    return found, state
-
-
-def quote_columns(quotes: Sequence[Quote]) -> tuple[list[Any], ...]:
-    """Column arrays for ``INSERT ... SELECT FROM unnest(...)`` (one round trip per batch)."""
-    return (
-        [q.id for q in quotes],
-        [q.venue for q in quotes],
-        [q.direction for q in quotes],
-        [q.value for q in quotes],
-        [q.ts for q in quotes],
-        [q.received_at for q in quotes],
-        [
-            None
-            if q.derived_from is None
-            else orjson.dumps([leg.to_dict() for leg in q.derived_from]).decode()
-            for q in quotes
-        ],
-    )
-
-
-def switch_columns(switches: Sequence[Switch]) -> tuple[list[Any], ...]:
-    return (
-        [s.direction for s in switches],
-        [s.from_venue for s in switches],
-        [s.to_venue for s in switches],
-        [s.reason for s in switches],
-        [s.at for s in switches],
-    )
-
-
-INSERT_QUOTES = """
-INSERT INTO quotes (id, venue, direction, value, ts, received_at, derived_from)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::numeric[],
-                     %s::timestamptz[], %s::timestamptz[], %s::jsonb[])
-ON CONFLICT (id) DO NOTHING
-"""
-
-INSERT_SWITCHES = """
-INSERT INTO switches (direction, from_venue, to_venue, reason, at)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])
-ON CONFLICT ON CONSTRAINT switches_once DO NOTHING
-"""
-
-LAST_SWITCHES = """
-SELECT DISTINCT ON (direction) direction, to_venue, at
-FROM switches WHERE to_venue IS NOT NULL ORDER BY direction, at DESC
-"""
-
-# Deletes in chunks; the newest switch of a direction is kept however old, because it says
-# which venue is chosen (and the writer compares with it after a restart).
-DELETE_QUOTES = """
-DELETE FROM quotes WHERE id IN (SELECT id FROM quotes WHERE ts < %s LIMIT %s)
-"""
-DELETE_SWITCHES = """
-DELETE FROM switches WHERE id IN (
-    SELECT s.id FROM switches s WHERE s.at < %s
-    AND EXISTS (SELECT 1 FROM switches n WHERE n.direction = s.direction AND n.at > s.at)
-    LIMIT %s)
-"""
-
-
-Columns = Callable[[Sequence[Any]], tuple[list[Any], ...]]
-
-
-async def _insert(
-    conn: psycopg.AsyncConnection[Any], table: str, sql: str, columns: Columns, rows: Sequence[Any]
-) -> int:
-    """Insert rows in one statement; the number of new rows.
-
-    A row PostgreSQL refuses (a NUL character, a constraint) must not block the history:
-    the rows are then inserted one by one and the refused ones skipped, counted and logged.
-    """
-    if not rows:
-        return 0
-    try:
-        async with conn.transaction():  # a savepoint
-            cursor = await conn.execute(sql, columns(rows))
-            return max(cursor.rowcount, 0)
-    except (psycopg.DataError, psycopg.IntegrityError) as exc:
-        log.warning("PostgreSQL refuses a row of %s (%s); storing one by one", table, exc)
-    stored = 0
-    for row in rows:
-        try:
-            async with conn.transaction():
-                cursor = await conn.execute(sql, columns([row]))
-                stored += max(cursor.rowcount, 0)
-        except (psycopg.DataError, psycopg.IntegrityError) as exc:
-            metrics.HISTORY_BAD_RECORDS.labels(table).inc()
-            log.warning("skipped a row of %s PostgreSQL refuses (%s): %r", table, exc, row)
-    return stored
-
-
-# -- the batch ------------------------------------------------------------------------------
-
-
-@dataclass
-class Batch:
-    """Records consumed but not yet durable, and the offsets to commit once they are."""
-
-    quotes: dict[str, Quote] = field(default_factory=dict)
-    latest: list[Latest] = field(default_factory=list)
-    offsets: dict[TopicPartition, int] = field(default_factory=dict)
-    records: int = 0
-    opened: float = 0.0
-
-    def __bool__(self) -> bool:
-        return bool(self.offsets)
-
-    def add(self, tp: TopicPartition, offset: int, item: Quote | Latest | None) -> None:
-        if not self.offsets:
-            self.opened = time.monotonic()
-        self.offsets[tp] = offset + 1
-        self.records += 1
-        if isinstance(item, Quote):
-            self.quotes[item.id] = item
-        elif isinstance(item, Latest):
-            self.latest.append(item)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -236,7 +62,7 @@ class HistoryWriter:
         self,
         settings: HistorySettings,
         prepare: Callable[[], object] | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
         self.topics = settings.topics
@@ -248,7 +74,7 @@ class HistoryWriter:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            session_timeout_ms=SESSION_TIMEOUT_MS,
+            session_timeout_ms=int(settings.history_session_timeout_s * 1000),
             heartbeat_interval_ms=1000,
         )
         self.pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
@@ -312,37 +138,20 @@ class HistoryWriter:
 
     # -- writing ------------------------------------------------------------------------
 
-    async def _load_chosen(self, conn: psycopg.AsyncConnection[Any]) -> dict[str, Chosen]:
-        cursor = await conn.execute(LAST_SWITCHES)
-        return {direction: Chosen(venue, at) for direction, venue, at in await cursor.fetchall()}
-
     async def write(self, batch: Batch) -> None:
         """Store the batch in one transaction; raises on any database failure."""
         if not self.prepared:
             assert self.prepare is not None
             await asyncio.to_thread(self.prepare)  # migrations, under yoyo's lock
             self.prepared = True
-        quotes = list(batch.quotes.values())
         started = time.monotonic()
-        async with self.pool.connection(timeout=5.0) as conn, conn.transaction():
-            chosen = self.chosen if self.chosen is not None else await self._load_chosen(conn)
-            switches, after = derive_switches(chosen, batch.latest)
-            stored_quotes = await _insert(conn, "quotes", INSERT_QUOTES, quote_columns, quotes)
-            stored_switches = await _insert(
-                conn, "switches", INSERT_SWITCHES, switch_columns, switches
-            )
+        async with self.pool.connection(timeout=5.0) as conn:
+            stored = await store(conn, batch, self.chosen)
         # Committed: the rows are durable.
-        self.chosen = after
+        self.chosen = stored.chosen
         metrics.HISTORY_WRITE_SECONDS.observe(time.monotonic() - started)
         metrics.HISTORY_BATCHES.inc()
-        metrics.HISTORY_ROWS.labels("quotes").inc(stored_quotes)
-        metrics.HISTORY_ROWS.labels("switches").inc(stored_switches)
-        metrics.HISTORY_DUPLICATES.labels("quotes").inc(len(quotes) - stored_quotes)
-        metrics.HISTORY_DUPLICATES.labels("switches").inc(len(switches) - stored_switches)
-        if quotes:
-            newest = max(q.received_at for q in quotes)
-            metrics.HISTORY_NEWEST.set(newest.timestamp())
-        for switch in switches:
+        for switch in stored.switches:
             log.info(
                 "stored switch %s: %s -> %s at %s (%s)",
                 switch.direction,
@@ -351,7 +160,6 @@ class HistoryWriter:
                 switch.at.isoformat(),
                 switch.reason,
             )
-        log.debug("stored %d quotes, %d switches", stored_quotes, stored_switches)
 
     async def flush(self) -> bool:
         """Write the batch and commit its offsets; False (batch kept) when PostgreSQL fails."""
@@ -423,16 +231,7 @@ class HistoryWriter:
     async def apply_retention(self) -> int:
         """Delete history older than the retention; the number of rows deleted."""
         cutoff = self.clock() - timedelta(days=self.settings.rates_history_retention_days)
-        total = 0
-        for table, statement in (("quotes", DELETE_QUOTES), ("switches", DELETE_SWITCHES)):
-            while True:
-                async with self.pool.connection(timeout=5.0) as conn, conn.transaction():
-                    cursor = await conn.execute(statement, (cutoff, RETENTION_CHUNK))
-                    deleted = max(cursor.rowcount, 0)
-                metrics.HISTORY_RETENTION_DELETED.labels(table).inc(deleted)
-                total += deleted
-                if deleted < RETENTION_CHUNK:
-                    break
+        total = await delete_older(self.pool, cutoff)
         if total:
             log.info("retention deleted %d rows older than %s", total, cutoff.isoformat())
         return total

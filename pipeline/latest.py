@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, MutableMapping
 from datetime import datetime
+from typing import Any
 
 from pipeline import metrics
 from pipeline.broadcast import Broadcast
-from pipeline.failover import Policy, choose, choose_active
+from pipeline.failover import choose, choose_active
+from pipeline.health import Policy
 from schemas.records import Latest, Quote
 from schemas.topics import ACTIVE_KEY
 
@@ -98,6 +101,24 @@ class LatestRates:
         self.chosen[direction] = latest
         return latest
 
+    def active_if_unhealthy(self, now: datetime) -> Latest | None:
+        """A new active venue, when the current one is not healthy (or there is none yet).
+
+        None while the active venue stays healthy, or when choosing again keeps it: coverage
+        changes wait for the timer, because directions are decided on different workers and
+        may disagree for milliseconds.
+        """
+        current = self.chosen.get(ACTIVE_KEY) or self.broadcast.latest.get(ACTIVE_KEY)
+        health = self.broadcast.health
+        if (
+            current is not None
+            and current.venue is not None
+            and health.healthy_for(current.venue, now, self.policy) is not None
+        ):
+            return None
+        active = self.active(now)
+        return active if current is None or current.venue != active.venue else None
+
     def active(self, now: datetime) -> Latest:
         """The active venue, from every direction's last record on rates.latest.
 
@@ -123,3 +144,51 @@ class LatestRates:
             latest.reason,
         )
         metrics.SWITCHES.labels(latest.direction, str(latest.venue)).inc()
+
+
+class DurableBooks:
+    """The books with their durable copy, the Faust table ``latest_rates``.
+
+    A worker taking over a direction (after a rebalance) recovers its book from the table,
+    here and only here. The table is written at most once per ``write_interval_s`` per
+    direction: Tansu never compacts the changelog, and a takeover replays all of it.
+    """
+
+    def __init__(
+        self,
+        rates: LatestRates,
+        table: MutableMapping[str, dict[str, Any]],
+        write_interval_s: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rates = rates
+        self.table = table
+        self.write_interval_s = write_interval_s
+        self.monotonic = monotonic
+        self._written: dict[str, float] = {}
+
+    def recover(self, direction: str) -> bool:
+        """Whether this worker holds the direction's book, recovering it from the table."""
+        if direction in self.rates.books:
+            return True
+        stored = self.table.get(direction) or {}
+        if not stored:
+            return False
+        self.rates.load(direction, {venue: Quote.from_json(q) for venue, q in stored.items()})
+        return True
+
+    def add(self, quote: Quote, now: datetime) -> Latest | None:
+        """:meth:`LatestRates.add` on the recovered book; the table follows (conflated).
+
+        Call it from the agent that consumes rates.normalized: Faust lets a table be written
+        only while iterating the stream of the table's source topic.
+        """
+        direction = quote.direction
+        self.recover(direction)
+        latest = self.rates.add(quote, now)
+        tick = self.monotonic()
+        if tick - self._written.get(direction, -float("inf")) >= self.write_interval_s:
+            book = self.rates.books[direction]
+            self.table[direction] = {venue: q.to_dict() for venue, q in book.items()}
+            self._written[direction] = tick
+        return latest

@@ -25,7 +25,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from connectors.venues.base import Venue
-from pipeline.failover import Health, Policy, age_s, reference_fresh
+from pipeline.health import Health, Policy, age_s, reference_fresh
 from schemas.errors import FrameError
 from schemas.records import Leg, Quote, RawFrame
 

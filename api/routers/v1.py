@@ -1,20 +1,19 @@
 """Version 1: ``GET /api/v1/courses`` in its original shape.
 
-At run time the edge (api/app.py) answers this route itself, with the same function; the
+At run time the edge (api/edge.py) answers this route itself, with the same function; the
 route here documents it and serves it when the fast path is off.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Response
 
 from api import models
+from api.answers import respond
+from api.dependencies import CachedV1, CurrentSnapshot
 from api.models import CoursesV1, ErrorBody
-from api.responses import respond
-from api.routers.params import IfNoneMatch
-from api.snapshot import answer_v1
+from api.params import Exchanger, IfNoneMatch, V1Directions
+from api.render.v1 import answer_v1
 
 router = APIRouter(prefix="/api/v1", tags=["v1"], responses=models.INVALID)
 
@@ -45,23 +44,10 @@ router = APIRouter(prefix="/api/v1", tags=["v1"], responses=models.INVALID)
     },
 )
 async def courses(
-    request: Request,
-    exchanger: Annotated[
-        str | None,
-        Query(description=models.EXCHANGER_DOC, examples=["binance"]),
-    ] = None,
-    direction: Annotated[
-        list[str] | None,
-        Query(
-            description="directions to return, repeatable (`direction=BTC-USD&direction="
-            "ETH-USD`) or comma-separated (`direction=BTC-USD,ETH-USD`), case-insensitive; "
-            "duplicates collapse; answered in the order asked. Default: every configured "
-            "direction, in the configured order",
-            examples=["BTC-USD,ETH-USD"],
-        ),
-    ] = None,
+    snapshot: CurrentSnapshot,
+    v1: CachedV1,
+    exchanger: Exchanger = None,
+    direction: V1Directions = None,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
-    snapshot = request.app.state.snapshot
-    answer = snapshot.vouch(answer_v1(snapshot, exchanger, direction or []))
-    return respond(answer, if_none_match)
+    return respond(v1.vouch(answer_v1(snapshot, exchanger, direction or [])), if_none_match)

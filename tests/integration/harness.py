@@ -1,129 +1,48 @@
-"""Helpers for integration tests: run `rates` subcommands as real processes and watch them."""
+"""Helpers for integration tests: the simulator's controls, topic readers and writers, answers.
+
+Processes, clean environments and waiting are devtools' (shared with the benchmarks).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from benchmarks.apiserver import wait_until as wait_until
+from devtools.environment import clean_env
+from devtools.processes import Procs
+from rates.embedded import free_port
 from schemas.records import Latest
-
-T = TypeVar("T")
-
-#: Variables of the project that must not leak from the developer's shell into a test.
-_OWN_PREFIXES = (
-    "RATES_",
-    "KAFKA_",
-    "API_",
-    "BINANCE_",
-    "KRAKEN_",
-    "OKX_",
-    "BYBIT_",
-    "COINBASE_",
-    "COINGECKO_",
-    "CBR_",
-    "DATABASE_",
-    "LOG_",
-    "CONNECTOR_",
-    "WORKER_",
-    "HISTORY_",
-)
-
-
-def clean_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
-    env.update(
-        {
-            "CONNECTOR_METRICS_PORT": "0",
-            "WORKER_METRICS_PORT": "0",
-            "HISTORY_METRICS_PORT": "0",
-            "LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.update(overrides)
-    return env
 
 
 def unique_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}."
 
 
-@dataclass
-class Proc:
-    """A `rates` subcommand running as its own process, its output in a log file."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def wait_for(self, text: str, timeout_s: float) -> str:
-        def found() -> str | None:
-            if self.popen.poll() is not None and text not in self.output():
-                raise AssertionError(
-                    f"{self.name} exited ({self.popen.returncode}) before logging {text!r}:\n"
-                    + self.output()[-3000:]
-                )
-            out = self.output()
-            return out if text in out else None
-
-        return wait_until(found, timeout_s, f"{self.name} to log {text!r}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-            try:
-                self.popen.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        return self.popen.returncode
+def pipeline_env(kafka: str, procs: Procs, **settings: str) -> dict[str, str]:
+    """One test's processes: the broker, topics of their own, state in the test's directory,
+    the API on a free port (see :func:`api_base`)."""
+    return clean_env(
+        KAFKA_BOOTSTRAP_SERVERS=kafka,
+        RATES_TOPIC_PREFIX=unique_prefix(),
+        RATES_STATE_DIR=str(procs.directory / "state"),
+        API_PORT=str(free_port()),
+        **settings,
+    )
 
 
-@dataclass
-class Procs:
-    """Every process one test started; all stopped at teardown, logs shown on failure."""
-
-    directory: Path
-    started: list[Proc] = field(default_factory=list)
-
-    def start(self, name: str, args: list[str], env: Mapping[str, str]) -> Proc:
-        log = self.directory / f"{name}.log"
-        with open(log, "ab") as out:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "rates", *args],
-                env=dict(env),
-                cwd=self.directory,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        proc = Proc(name, popen, log)
-        self.started.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in reversed(self.started):
-            proc.stop()
-
-    def dump(self) -> str:
-        return "\n".join(f"===== {p.name} =====\n{p.output()[-4000:]}" for p in self.started)
+def api_base(env: Mapping[str, str]) -> str:
+    """Where `rates api` started with ``env`` answers."""
+    return f"http://127.0.0.1:{env['API_PORT']}"
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The API's contract through the real HTTP server, started exactly as `make bench` starts it.
 
 `rates api` processes follow a real Tansu broker on which the tests publish synthetic
-rates.latest and venues.status records (benchmarks/apiserver.py), so every answer can be
+rates.latest and venues.status records (devtools/apiserver.py), so every answer can be
 predicted to the byte. Server ``fast`` has the v1 fast path on (the default); ``slow`` has
 it off, so each v1 answer is compared between the fast path and the FastAPI route.
 """
@@ -25,8 +25,8 @@ import psutil
 import psycopg
 import pytest
 
-from api.v2 import RESUME_MARGIN_MS
-from benchmarks.apiserver import (
+from api.stream import RESUME_MARGIN_MS
+from devtools.apiserver import (
     PRICES,
     ApiProcess,
     latest_records,
@@ -34,12 +34,14 @@ from benchmarks.apiserver import (
     republishing,
     run_api,
 )
-from rates import embedded
+from devtools.embedded import start_postgres, start_tansu
+from devtools.environment import clean_env
+from devtools.waiting import wait_until
 from rates.embedded import free_port
 from schemas.records import Latest, VenueStatus
 from schemas.settings import DEFAULT_DIRECTIONS
 from schemas.venues import EXCHANGERS
-from tests.integration.harness import clean_env, unique_prefix, wait_until
+from tests.integration.harness import unique_prefix
 
 DIRECTIONS = DEFAULT_DIRECTIONS
 STALE = ("ETH-RUB",)
@@ -417,7 +419,7 @@ def test_history_without_postgres_is_503_and_the_rest_serves(
     metrics = httpx.get(f"{servers.slow.base}/metrics").text
     assert metric(metrics, "rates_api_history_errors_total") >= 1
     # PostgreSQL comes (back): the same process answers from it, no restart needed.
-    pg = embedded.start_postgres(logs_dir / "pgdata-history", port=servers.slow_db_port)
+    pg = start_postgres(logs_dir / "pgdata-history", port=servers.slow_db_port)
     try:
         migrated = subprocess.run(
             [sys.executable, "-m", "rates", "migrate"],
@@ -607,7 +609,7 @@ def test_schemathesis_finds_no_nonconformance(servers: Servers, tmp_path: Path) 
 
 
 def test_broker_down_is_reported_and_stale_rates_are_not_served(tmp_path: Path) -> None:
-    tansu = embedded.start_tansu(log=tmp_path / "tansu.log")
+    tansu = start_tansu(log=tmp_path / "tansu.log")
     try:
         prefix = unique_prefix()
         log = tmp_path / "api.log"

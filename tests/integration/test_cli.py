@@ -11,8 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devtools.environment import clean_env
 from rates.embedded import free_port
-from tests.integration.harness import clean_env
 
 
 def rates(

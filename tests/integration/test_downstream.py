@@ -7,7 +7,9 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-from tests.integration.harness import Procs, SimHandle, clean_env, unique_prefix, wait_until
+from devtools.processes import Procs
+from devtools.waiting import wait_until
+from tests.integration.harness import SimHandle, pipeline_env
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "consume_rates.py"
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -18,10 +20,9 @@ def test_the_readme_shows_the_example_verbatim() -> None:
 
 
 def test_the_example_prints_quotes(kafka: str, simulator: SimHandle, procs: Procs) -> None:
-    env = clean_env(
-        KAFKA_BOOTSTRAP_SERVERS=kafka,
-        RATES_TOPIC_PREFIX=unique_prefix(),
-        RATES_STATE_DIR=str(procs.directory / "state"),
+    env = pipeline_env(
+        kafka,
+        procs,
         **simulator.env,
     )
     procs.start("connect", ["connect", "binance"], env)

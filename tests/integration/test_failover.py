@@ -9,18 +9,11 @@ from typing import Any
 
 import pytest
 
-from rates.embedded import free_port
+from devtools.processes import Procs
+from devtools.waiting import wait_until
 from schemas.settings import DEFAULT_DIRECTIONS
 from schemas.topics import Topics
-from tests.integration.harness import (
-    LatestWatcher,
-    Procs,
-    SimHandle,
-    clean_env,
-    courses,
-    unique_prefix,
-    wait_until,
-)
+from tests.integration.harness import LatestWatcher, SimHandle, api_base, courses, pipeline_env
 
 
 @pytest.fixture
@@ -34,12 +27,9 @@ def sim(simulator: SimHandle) -> Iterator[SimHandle]:
 def start(
     procs: Procs, kafka: str, sim: SimHandle, venues: list[str], workers: int, **extra: str
 ) -> tuple[str, dict[str, str]]:
-    port = free_port()
-    env = clean_env(
-        KAFKA_BOOTSTRAP_SERVERS=kafka,
-        RATES_TOPIC_PREFIX=unique_prefix(),
-        RATES_STATE_DIR=str(procs.directory / "state"),
-        API_PORT=str(port),
+    env = pipeline_env(
+        kafka,
+        procs,
         RATES_VENUES=",".join(venues),
         CBR_POLL_INTERVAL_S="1",
         **sim.env,
@@ -49,7 +39,7 @@ def start(
     for index in range(workers):
         procs.start(f"worker{index + 1}", ["worker"], env)
     procs.start("api", ["api"], env)
-    return f"http://127.0.0.1:{port}", env
+    return api_base(env), env
 
 
 def answer(base: str) -> dict[str, Any] | None:

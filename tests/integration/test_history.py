@@ -19,20 +19,16 @@ from typing import Any
 import httpx
 import psycopg
 
-from rates import embedded, migrate
+from devtools.embedded import start_postgres
+from devtools.environment import clean_env
+from devtools.processes import Procs
+from devtools.waiting import wait_until
+from rates import migrate
+from rates.embedded import free_port
 from rates.kafka import ensure_topics
 from schemas.records import Latest, Quote
 from schemas.topics import Topics
-from tests.integration.harness import (
-    Procs,
-    SimHandle,
-    clean_env,
-    courses,
-    produce,
-    read_topics,
-    unique_prefix,
-    wait_until,
-)
+from tests.integration.harness import SimHandle, courses, produce, read_topics, unique_prefix
 
 
 def rows(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -158,11 +154,11 @@ def test_postgres_down_for_30_s_loses_no_history(
     kafka: str, simulator: SimHandle, procs: Procs
 ) -> None:
     directory = Path(tempfile.mkdtemp(prefix="cp-pg-"))
-    port = embedded.free_port()
-    pg = embedded.start_postgres(directory / "data", port=port, log=directory / "pg.log")
+    port = free_port()
+    pg = start_postgres(directory / "data", port=port, log=directory / "pg.log")
     try:
         topics = Topics(unique_prefix())
-        api, metrics_port = embedded.free_port(), embedded.free_port()
+        api, metrics_port = free_port(), free_port()
         base = f"http://127.0.0.1:{api}"
         env = clean_env(
             KAFKA_BOOTSTRAP_SERVERS=kafka,
@@ -204,7 +200,7 @@ def test_postgres_down_for_30_s_loses_no_history(
         assert metric(metrics_port, "rates_history_database_up") == 0
         assert metric(metrics_port, "rates_history_consumer_paused") == 1
 
-        pg = embedded.start_postgres(directory / "data", port=port, log=directory / "pg.log")
+        pg = start_postgres(directory / "data", port=port, log=directory / "pg.log")
         up_at = datetime.now(UTC)
         history.wait_for("PostgreSQL accepts writes again", 30)
         connect.stop()

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.apiserver import latest_records, republishing, run_api
-from schemas.settings import DEFAULT_DIRECTIONS
+from devtools.apiserver import PRICES, latest_records, republishing, run_api
+from devtools.load import DIRECTIONS, EXCHANGER_DIRECTIONS, EXCHANGERS
 from tests.integration.harness import unique_prefix
 
 LOCUSTFILE = Path(__file__).parents[1] / "load" / "locustfile.py"
@@ -23,16 +23,14 @@ TASKS = (
     "v2 venues",
     "v2 stream (session)",
 )
-#: Every venue the locustfile names with `exchanger` quotes what it asks for.
-OTHERS = {
-    venue: {"BTC-USD": "94940.5", "ETH-USD": "3401.1"}
-    for venue in ("kraken", "okx", "bybit", "coinbase")
-}
+#: Every venue the locustfile names with `exchanger` (binance: latest_records' own venue)
+#: quotes what it asks for.
+OTHERS = {venue: {d: PRICES[d] for d in EXCHANGER_DIRECTIONS} for venue in EXCHANGERS[1:]}
 
 
 def test_task_mix_runs_against_the_api(kafka: str, tmp_path: Path) -> None:
     prefix = unique_prefix()
-    records = latest_records(DEFAULT_DIRECTIONS, others=OTHERS)
+    records = latest_records(DIRECTIONS, others=OTHERS)
     with (
         republishing(kafka, prefix, records),
         run_api(kafka, prefix, tmp_path / "api.log") as api,

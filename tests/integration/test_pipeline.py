@@ -10,33 +10,27 @@ import httpx
 import orjson
 from jsonschema import Draft202012Validator
 
+from devtools.environment import clean_env
+from devtools.processes import Procs
+from devtools.waiting import wait_until
 from rates.embedded import free_port
 from schemas import schema_files
 from schemas.topics import Topics
 from tests.integration.harness import (
-    Procs,
     SimHandle,
-    clean_env,
+    api_base,
     courses,
+    pipeline_env,
     read_topics,
     unique_prefix,
-    wait_until,
 )
 
 
 def test_rates_flow_from_the_simulator_to_the_api(
     kafka: str, simulator: SimHandle, procs: Procs
 ) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = clean_env(
-        KAFKA_BOOTSTRAP_SERVERS=kafka,
-        RATES_TOPIC_PREFIX=unique_prefix(),
-        RATES_STATE_DIR=str(procs.directory / "state"),
-        API_PORT=str(port),
-        RATES_VENUES="binance",
-        **simulator.env,
-    )
+    env = pipeline_env(kafka, procs, RATES_VENUES="binance", **simulator.env)
+    base = api_base(env)
     procs.start("connect", ["connect", "binance"], env)
     worker = procs.start("worker", ["worker"], env)
 
@@ -44,8 +38,8 @@ def test_rates_flow_from_the_simulator_to_the_api(
     ready_log = worker.wait_for("worker ready in", 60)
     ready_s = float(ready_log.split("worker ready in ")[1].split(" s")[0])
     print(f"worker ready in {ready_s} s")
-    # Started once the topics exist: api/feed.py does not see a topic created after its
-    # consumer started until aiokafka's next metadata refresh (5 min), a race seen here.
+    # Started once the topics exist (the feed would notice a topic created later, after up
+    # to 5 s: common/follower.py), so the API serves as soon as the worker publishes.
     procs.start("api", ["api"], env)
 
     # Binance quotes USDT markets: BTC and ETH count as USD, USDT-USD is USDC-USDT inverted;

@@ -12,20 +12,14 @@ from typing import Any
 import httpx
 import psutil
 
+from devtools.environment import clean_env
+from devtools.processes import Procs
+from devtools.waiting import wait_until
 from pipeline.replay import Recording
 from rates.embedded import free_port
 from schemas.records import Quote, RawFrame, format_time
 from schemas.topics import Topics
-from tests.integration.harness import (
-    Procs,
-    SimHandle,
-    clean_env,
-    courses,
-    produce,
-    read_topics,
-    unique_prefix,
-    wait_until,
-)
+from tests.integration.harness import SimHandle, courses, produce, read_topics, unique_prefix
 
 SAMPLE = Path(__file__).resolve().parents[2] / "recordings" / "sample.jsonl.gz"
 
@@ -182,74 +176,51 @@ def test_replay_refuses_bad_arguments_clearly(tmp_path: Path, kafka: str) -> Non
     assert result.returncode == 2 and "RFC 3339" in result.stderr
 
 
-def test_up_runs_the_whole_stack_on_the_shipped_recording(tmp_path: Path) -> None:
+def test_up_runs_the_whole_stack_on_the_shipped_recording(state_dir: Path, procs: Procs) -> None:
     recording = Recording(SAMPLE)
     assert recording.header.venues, "the shipped recording names its venues"
     recording.close()
     api, history_metrics = free_port(), free_port()
     env = clean_env(
-        RATES_STATE_DIR=str(tmp_path / "state"),
+        RATES_STATE_DIR=str(state_dir),
         API_PORT=str(api),
         HISTORY_METRICS_PORT=str(history_metrics),
     )
-    log = tmp_path / "up.log"
-    with open(log, "wb") as out:
-        up = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "rates",
-                "up",
-                "--source",
-                "replay",
-                str(SAMPLE),
-                "--speed",
-                "4",  # rates are fresh while frames flow; the replay then ends, venues down
-            ],
-            env=env,
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    # --speed 4: rates are fresh while frames flow; the replay then ends, venues down.
+    started = procs.start("up", ["up", "--source", "replay", str(SAMPLE), "--speed", "4"], env)
+    up, log = started.popen, started.log
 
-        def serving() -> dict[str, Any] | None:
-            status, body = courses(f"http://127.0.0.1:{api}")
-            return body if status == 200 and body["courses"] else None
+    def serving() -> dict[str, Any] | None:
+        status, body = courses(f"http://127.0.0.1:{api}")
+        return body if status == 200 and body["courses"] else None
 
-        body = wait_until(serving, 90, "the stack to serve the replayed rates")
-        assert body["exchanger"] in recording.header.venues
-        children = {
-            c.cmdline()[3]
-            for c in psutil.Process(up.pid).children()
-            if c.cmdline()[1:3] == ["-m", "rates"]
-        }
-        assert {"worker", "history", "api", "replay"} <= children
-        assert "connect" not in children and "simulate" not in children
+    body = wait_until(serving, 90, "the stack to serve the replayed rates")
+    assert body["exchanger"] in recording.header.venues
+    children = {
+        c.cmdline()[3]
+        for c in psutil.Process(up.pid).children()
+        if c.cmdline()[1:3] == ["-m", "rates"]
+    }
+    assert {"worker", "history", "api", "replay"} <= children
+    assert "connect" not in children and "simulate" not in children
 
-        def stored() -> float | None:
-            text = httpx.get(f"http://127.0.0.1:{history_metrics}", timeout=5).text
-            for line in text.splitlines():
-                if line.startswith('rates_history_rows_total{table="quotes"}'):
-                    rows = float(line.split()[-1])
-                    return rows if rows > 0 else None
-            return None
+    def stored() -> float | None:
+        text = httpx.get(f"http://127.0.0.1:{history_metrics}", timeout=5).text
+        for line in text.splitlines():
+            if line.startswith('rates_history_rows_total{table="quotes"}'):
+                rows = float(line.split()[-1])
+                return rows if rows > 0 else None
+        return None
 
-        wait_until(stored, 60, "the history writer to store the replayed quotes")
+    wait_until(stored, 60, "the history writer to store the replayed quotes")
 
-        def stale() -> int | None:
-            status, _ = courses(f"http://127.0.0.1:{api}")
-            return status if status == 503 else None
+    def stale() -> int | None:
+        status, _ = courses(f"http://127.0.0.1:{api}")
+        return status if status == 503 else None
 
-        # After the last frame the replayer reports its venues down: nothing is fresh then,
-        # and the API says so rather than serve the last values as current.
-        wait_until(stale, 90, "the API to report the rates as stale after the replay")
-        assert "replay finished; holding until stopped" in log.read_text()
-    finally:
-        up.terminate()
-        try:
-            up.wait(60)
-        except subprocess.TimeoutExpired:
-            up.kill()
-        print(log.read_text()[-4000:])
+    # After the last frame the replayer reports its venues down: nothing is fresh then,
+    # and the API says so rather than serve the last values as current.
+    wait_until(stale, 90, "the API to report the rates as stale after the replay")
+    assert "replay finished; holding until stopped" in log.read_text()
+    started.stop(timeout_s=60)
     assert up.returncode == 0

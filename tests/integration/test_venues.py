@@ -24,20 +24,19 @@ import pytest
 
 from connectors import registry
 from connectors.venues.base import FrameKind
+from devtools.environment import clean_env
+from devtools.processes import Proc, Procs
+from devtools.waiting import wait_until
 from rates.embedded import free_port
 from schemas.errors import FrameError, UnknownSymbol
 from schemas.records import RawFrame, VenueStatus
 from schemas.topics import Topics
 from tests.integration.harness import (
-    Proc,
-    Procs,
     SimHandle,
-    clean_env,
     metric_values,
     read_ports_file,
     read_topics,
     unique_prefix,
-    wait_until,
 )
 
 WEBSOCKET = ["binance", "kraken", "okx", "bybit", "coinbase"]

@@ -9,18 +9,10 @@ from datetime import UTC, datetime
 
 import httpx
 
-from rates.embedded import free_port
+from devtools.processes import Proc, Procs
+from devtools.waiting import wait_until
 from schemas.topics import Topics
-from tests.integration.harness import (
-    LatestWatcher,
-    Proc,
-    Procs,
-    SimHandle,
-    clean_env,
-    courses,
-    unique_prefix,
-    wait_until,
-)
+from tests.integration.harness import LatestWatcher, SimHandle, api_base, courses, pipeline_env
 
 USD = {"BTC-USD", "ETH-USD", "USDTTRC-USD", "USDTERC-USD"}
 
@@ -32,15 +24,8 @@ def owned(worker: Proc) -> set[int] | None:
 
 
 def test_two_workers_split_and_take_over(kafka: str, simulator: SimHandle, procs: Procs) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = clean_env(
-        KAFKA_BOOTSTRAP_SERVERS=kafka,
-        RATES_TOPIC_PREFIX=unique_prefix(),
-        RATES_STATE_DIR=str(procs.directory / "state"),
-        API_PORT=str(port),
-        **simulator.env,
-    )
+    env = pipeline_env(kafka, procs, **simulator.env)
+    base = api_base(env)
     topics = Topics(env["RATES_TOPIC_PREFIX"])
     procs.start("connect", ["connect", "binance"], env)
     first = procs.start("worker1", ["worker"], env)

@@ -37,7 +37,7 @@ from locust import FastHttpUser, LoadTestShape, constant, constant_throughput, e
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 
-from schemas.settings import DEFAULT_DIRECTIONS
+from devtools.load import DIRECTIONS, EXCHANGER_DIRECTIONS, EXCHANGERS
 
 #: Requests per second each CoursesUser offers.
 USER_RPS = 10
@@ -45,9 +45,6 @@ USER_RPS = 10
 SATURATED = 0.9
 #: Seconds at the start of a phase left out of its figures (users spawning, queues settling).
 SETTLE_S = 2.0
-#: Venues with a websocket feed (always fresh on the demo stack, unlike the polled ones).
-EXCHANGERS = ("binance", "kraken", "okx", "bybit", "coinbase")
-DIRECTIONS = DEFAULT_DIRECTIONS
 #: Request names of the bad requests, which must be answered 422.
 BAD_REQUESTS = {
     "v1 unknown direction (422)": "/api/v1/courses?direction=BTC-XYZ",
@@ -240,7 +237,7 @@ class CoursesUser(FastHttpUser):
     @task(10)
     def v1_exchanger(self) -> None:
         venue = random.choice(EXCHANGERS)
-        direction = random.choice(("BTC-USD", "ETH-USD"))
+        direction = random.choice(EXCHANGER_DIRECTIONS)
         self.client.get(
             f"/api/v1/courses?exchanger={venue}&direction={direction}", name="v1 with exchanger"
         )

@@ -9,21 +9,14 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from api.history import Cursor, make_query, page, parse_rfc3339
-from api.snapshot import (
-    Answer,
-    ApiError,
-    Changes,
-    Snapshot,
-    answer_v1,
-    courses_v1,
-    matches,
-    parse_directions,
-    parse_exchanger,
-    readiness,
-    v1_params,
-)
-from api.v2 import RESUME_MARGIN_MS, course, courses_v2, event, resume_keys, venues_v2
+from api.answers import Answer, ApiError, matches
+from api.history import Cursor, make_query, page
+from api.params import parse_directions, parse_exchanger, parse_rfc3339, v1_params
+from api.readiness import readiness
+from api.render.v1 import V1Answers, answer_v1, courses_v1
+from api.render.v2 import course, courses_v2, venues_v2
+from api.snapshot import Changes, Snapshot
+from api.stream import RESUME_MARGIN_MS, event, resume_keys
 from schemas.records import Latest, Leg, VenueQuote, VenueStatus
 from schemas.settings import DEFAULT_DIRECTIONS
 
@@ -126,14 +119,15 @@ def test_answers_carry_etag_cache_control_and_retry_after(snapshot: Snapshot) ->
 def test_the_v1_cache_survives_republishing_and_is_cleared_by_a_change(
     snapshot: Snapshot,
 ) -> None:
-    first = snapshot.v1(b"direction=BTC-USD")
-    assert snapshot.v1(b"direction=BTC-USD") is first  # rendered once
+    v1 = V1Answers(snapshot)
+    first = v1.get(b"direction=BTC-USD")
+    assert v1.get(b"direction=BTC-USD") is first  # rendered once
     # The pipeline republishes every key each second: an equal record changes nothing.
     assert not snapshot.apply(latest("BTC-USD", {"binance": ("54000.000123", True),
                                                  "kraken": ("54001", True)}), 9)  # fmt: skip
-    assert snapshot.v1(b"direction=BTC-USD") is first
+    assert v1.get(b"direction=BTC-USD") is first
     assert snapshot.apply(latest("BTC-USD", {"binance": ("54000.5", True)}), 10)
-    second = snapshot.v1(b"direction=BTC-USD")
+    second = v1.get(b"direction=BTC-USD")
     assert second.body.endswith(b'"value":54000.5}]}') and second.etag != first.etag
 
 
@@ -276,14 +270,15 @@ def test_answer_make_counts_the_body() -> None:
 
 def test_v1_stops_vouching_for_rates_when_records_stop_coming() -> None:
     clock = [100.0]
-    snap = Snapshot(DEFAULT_DIRECTIONS, clock=lambda: clock[0], max_silence_s=10)
+    snap = Snapshot(DEFAULT_DIRECTIONS, clock=lambda: clock[0])
+    v1 = V1Answers(snap, max_silence_s=10)
     snap.apply(latest("BTC-USD", {"binance": ("1.5", True)}), 1)
     snap.apply(latest("*", {}), 2)
-    assert snap.v1(b"").status == 200
+    assert v1.get(b"").status == 200
     clock[0] += 10.5
-    silent = snap.v1(b"")
+    silent = v1.get(b"")
     assert silent.status == 503 and b"no rates from the pipeline" in silent.body
     assert dict(silent.headers)[b"retry-after"] == b"1"
-    assert snap.v1(b"direction=nope").status == 422  # bad input is still named as such
+    assert v1.get(b"direction=nope").status == 422  # bad input is still named as such
     snap.apply(latest("*", {}), 3)  # a republished record, even unchanged, vouches again
-    assert snap.v1(b"").status == 200
+    assert v1.get(b"").status == 200

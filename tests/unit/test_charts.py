@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from benchmarks.charts import CSV_PREFIX, Figure, load_charts, read_history, scaling_chart
+from devtools.charts import (
+    CSV_PREFIX,
+    Figure,
+    kinds_from_json,
+    kinds_json,
+    load_charts,
+    read_history,
+    scaling_chart,
+)
 
 HEADER = (
     "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,"
@@ -59,3 +68,11 @@ def test_scaling_chart_takes_any_row_kind(tmp_path: Path) -> None:
     ]
     path = scaling_chart(kinds, rows, tmp_path / "scaling.png")
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_result_carries_its_kinds_for_drawing_it_again() -> None:
+    kinds = {"tick_rate": ("x default", [Figure("cpu", "CPU"), Figure("p99", "p99")])}
+    carried = json.loads(json.dumps(kinds_json(kinds)))
+    figures = {"cpu": "CPU", "p99": "p99"}
+    assert carried == {"tick_rate": {"varies": "x default", "figures": figures}}
+    assert kinds_from_json(carried) == kinds

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rates import envdoc
-from rates.settings import StackSettings
+from rates.settings import ProductionSettings
 
 
 def test_env_example_is_generated_from_the_code() -> None:
@@ -17,6 +17,6 @@ def test_readme_configuration_table_is_generated_from_the_code() -> None:
 
 def test_every_setting_is_documented() -> None:
     documented = {s.name for s in envdoc.settings()}
-    assert documented == {name.upper() for name in StackSettings.model_fields}
+    assert documented == {name.upper() for name in ProductionSettings.model_fields}
     text = envdoc.ENV_EXAMPLE.read_text()
     assert all(f"{name}=" in text for name in documented)

@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from pipeline.failover import Health, Policy, VenueHealth, choose, choose_active, outliers
+from pipeline.failover import choose, choose_active, outliers
+from pipeline.health import Health, VenueHealth
 from schemas.records import Latest, Leg, Quote, VenueQuote, VenueState
-from tests.conftest import Clock
+from tests.conftest import Clock, worker_policy
 
-POLICY = Policy(
-    directions=("BTC-USD", "ETH-USD"),
-    priority=("binance", "kraken", "okx"),
-    max_age_s=60,
-    hysteresis_s=10,
-    max_deviation=0.02,
+POLICY = worker_policy(
+    rates_directions=("BTC-USD", "ETH-USD"),
+    rates_priority=("binance", "kraken", "okx"),
+    rates_max_age_s=60,
+    rates_hysteresis_s=10,
+    rates_max_deviation=0.02,
 )
 
 

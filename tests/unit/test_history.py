@@ -9,7 +9,7 @@ import orjson
 from aiokafka import TopicPartition
 
 from common.database import libpq_url
-from pipeline.history import Batch, Chosen, Switch, derive_switches, quote_columns
+from pipeline.history_rows import Batch, Chosen, Switch, derive_switches, quote_columns
 from schemas.records import Latest, Leg, Quote
 
 T = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)

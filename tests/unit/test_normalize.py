@@ -12,14 +12,16 @@ import pytest
 
 from connectors import registry
 from connectors.venues.base import Frame, FrameKind, WebsocketVenue, quote_id
-from pipeline.failover import Health, Policy, VenueHealth
+from pipeline.health import Health, Policy, VenueHealth
 from pipeline.normalize import Conversion, References, Route, Target, normalize, round8
 from schemas.errors import FrameError, UnknownSymbol
 from schemas.records import Leg, Quote, RawFrame
 from schemas.settings import DEFAULT_DIRECTIONS
-from tests.conftest import Clock
+from tests.conftest import Clock, worker_policy
 
-POLICY = Policy(DEFAULT_DIRECTIONS, ("binance", "kraken", "coingecko"))
+POLICY = worker_policy(
+    rates_directions=DEFAULT_DIRECTIONS, rates_priority=("binance", "kraken", "coingecko")
+)
 BINANCE = frozenset({"BTC-USDT", "ETH-USDT", "USDC-USDT"})
 KRAKEN = frozenset({"BTC-USD", "ETH-USD", "USDT-USD", "BTC-USDT"})
 

@@ -1,28 +1,18 @@
-"""The pure v2 answers: courses with their provenance, venues, and server-sent events."""
+"""Version 2's bodies: courses with their provenance, and venues."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from api.snapshot import Snapshot, number, unavailable
+from api.answers import unavailable
+from api.render.values import age_ms, number, time_or_none
+from api.snapshot import Snapshot
 from schemas.records import Latest, Leg, format_time
-from schemas.topics import ACTIVE_KEY
 from schemas.venues import EXCHANGERS, REFERENCES
-
-
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else format_time(value)
-
-
-def age_ms(now: datetime, then: datetime | None) -> int | None:
-    """Milliseconds since ``then`` by this host's clock, never negative."""
-    if then is None:
-        return None
-    return max(0, int((now - then).total_seconds() * 1000))
 
 
 def _legs(legs: tuple[Leg, ...] | None) -> list[dict[str, Any]] | None:
@@ -69,21 +59,22 @@ def course(direction: str, record: Latest | None, now: datetime) -> dict[str, An
         "direction": direction,
         "venue": record.venue,
         "value": None if record.value is None else number(record.value),
-        "ts": _time(record.ts),
-        "received_at": _time(record.received_at),
+        "ts": time_or_none(record.ts),
+        "received_at": time_or_none(record.received_at),
         "age_ms": age_ms(now, record.received_at),
         "stale": record.stale,
         "reason": record.reason,
-        "since": _time(record.since),
+        "since": time_or_none(record.since),
         "derived_from": _legs(record.derived_from),
         "quotes": others,
     }
 
 
 def active(record: Latest | None) -> dict[str, Any] | None:
+    """The active venue: which, why and since when."""
     if record is None:
         return None
-    return {"venue": record.venue, "reason": record.reason, "since": _time(record.since)}
+    return {"venue": record.venue, "reason": record.reason, "since": time_or_none(record.since)}
 
 
 def courses_v2(snapshot: Snapshot, directions: Sequence[str], now: datetime) -> bytes:
@@ -106,6 +97,12 @@ def _venue_names(snapshot: Snapshot, configured: Sequence[str]) -> list[str]:
     return list(dict.fromkeys([*configured, *sorted(seen)]))
 
 
+def _kind(name: str) -> str:
+    if name in EXCHANGERS:
+        return "exchanger"
+    return "reference" if name in REFERENCES else "unknown"
+
+
 def venues_v2(snapshot: Snapshot, configured: Sequence[str], now: datetime) -> bytes:
     """Each venue's state, the age of its last frame and the directions it serves fresh."""
     now_ms = int(now.timestamp() * 1000)
@@ -123,14 +120,10 @@ def venues_v2(snapshot: Snapshot, configured: Sequence[str], now: datetime) -> b
         items.append(
             {
                 "venue": name,
-                "kind": "exchanger"
-                if name in EXCHANGERS
-                else "reference"
-                if name in REFERENCES
-                else "unknown",
+                "kind": _kind(name),
                 "state": None if status is None else status.state,
                 "since": None if status is None else format_time(status.since),
-                "last_frame_at": None if status is None else _time(status.last_frame_at),
+                "last_frame_at": None if status is None else time_or_none(status.last_frame_at),
                 "last_frame_age_ms": None if status is None else age_ms(now, status.last_frame_at),
                 "detail": "no status received yet" if status is None else status.detail,
                 "status_age_ms": None if stamp is None else max(0, now_ms - stamp),
@@ -138,46 +131,3 @@ def venues_v2(snapshot: Snapshot, configured: Sequence[str], now: datetime) -> b
             }
         )
     return orjson.dumps({"venues": items})
-
-
-# -- server-sent events ---------------------------------------------------------------------
-
-#: Changes stamped this long before a client's Last-Event-ID are sent again on resume:
-#: stamps are producer times, ordered per partition but not across partitions.
-RESUME_MARGIN_MS = 2000
-
-
-def event(snapshot: Snapshot, key: str, now: datetime) -> bytes:
-    """One change as an SSE event; its id is the change's Kafka timestamp in ms."""
-    if key == ACTIVE_KEY:
-        name, data = b"active", active(snapshot.active)
-    else:
-        name, data = b"course", course(key, snapshot.latest.get(key), now)
-    stamp = snapshot.changed_ms.get(key, 0)
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (stamp, name, orjson.dumps(data))
-
-
-def resume_keys(
-    snapshot: Snapshot, directions: Sequence[str], last_event_id: str | None
-) -> list[str]:
-    """The keys a (re)connecting client must receive first, oldest change first.
-
-    Without a usable Last-Event-ID: everything it asked for. With one: what changed since
-    (a margin earlier). Each event carries a key's whole state, so a missed change is
-    repaired by its latest state, and any process of the API can resume any client.
-    """
-    keys = [ACTIVE_KEY, *directions]
-    since: int | None = None
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        since = int(last_event_id.strip()) - RESUME_MARGIN_MS
-    known = [k for k in keys if k in snapshot.changed_ms]
-    if since is not None:
-        known = [k for k in known if snapshot.changed_ms[k] >= since]
-    return to_send(snapshot, known, directions)
-
-
-def to_send(snapshot: Snapshot, keys: Iterable[str], directions: Sequence[str]) -> list[str]:
-    """The changed keys a stream of these directions sends, oldest change first."""
-    asked = set(directions)
-    chosen = [k for k in keys if k == ACTIVE_KEY or k in asked]
-    return sorted(chosen, key=lambda k: (snapshot.changed_ms.get(k, 0), k))

@@ -1,4 +1,4 @@
-"""The API as `make bench` and the API contract tests run it.
+"""The API as `make bench` and the API contract tests run it: on a synthetic feed.
 
 `rates api` as its own process (optionally pinned to one core with taskset), following a
 real Tansu broker on which the caller publishes synthetic rates.latest and venues.status
@@ -8,29 +8,24 @@ records, so that a measurement measures the API and not the pipeline.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from devtools.environment import clean_env
+from devtools.processes import RATES, Proc, running
+from devtools.waiting import wait_until
 from rates.embedded import free_port
 from rates.kafka import ensure_topics
 from schemas.records import Latest, Leg, VenueQuote, VenueStatus
 from schemas.topics import ACTIVE_KEY, Topics
-
-T = TypeVar("T")
 
 #: Prices of the synthetic feed, with the digits a venue would send.
 PRICES: dict[str, str] = {
@@ -40,9 +35,6 @@ PRICES: dict[str, str] = {
     "USDTERC-USD": "1.00010000",
 }
 USD_RUB = Decimal("81.5046")
-
-#: Variables of the project that must not leak from the caller's shell into the server.
-_OWN = ("RATES_", "KAFKA_", "API_", "BINANCE_", "DATABASE_", "CONNECTOR_", "WORKER_", "LOG_")
 
 
 def latest_records(
@@ -151,47 +143,11 @@ def republishing(
         thread.join(10)
 
 
-def server_env(bootstrap: str, prefix: str, port: int, **settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN)}
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        RATES_TOPIC_PREFIX=prefix,
-        API_PORT=str(port),
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(settings)
-    return env
-
-
-def wait_until(
-    check: Callable[[], T | None], timeout_s: float, what: str, every_s: float = 0.1
-) -> T:
-    """Poll ``check`` until it returns something other than None/False; fail after timeout."""
-    deadline = time.monotonic() + timeout_s
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
-            last = exc
-            result = None
-        if result is not None and result is not False:
-            return result
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what} (last error: {last})")
-
-
 @dataclass
-class ApiProcess:
-    """A running `rates api`: where it answers and what it logged."""
+class ApiProcess(Proc):
+    """A running `rates api`: where it answers, its process and what it logged."""
 
     base: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
 @contextmanager
@@ -205,31 +161,25 @@ def run_api(
 ) -> Iterator[ApiProcess]:
     """`rates api` on a free port, pinned to ``cpu`` if given; yields once /healthz answers."""
     port = free_port()
-    argv = [sys.executable, "-m", "rates", "api"]
+    argv = [*RATES, "api"]
     if cpu is not None:
         argv = ["taskset", "-c", str(cpu), *argv]
-    with open(log, "ab") as out:
-        popen = subprocess.Popen(
-            argv,
-            env=server_env(bootstrap, prefix, port, **settings),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    api = ApiProcess(f"http://127.0.0.1:{port}", popen, log)
-    try:
+    env = clean_env(
+        **{
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "RATES_TOPIC_PREFIX": prefix,
+            "API_PORT": str(port),
+            "LOG_LEVEL": "WARNING",
+            **settings,
+        }
+    )
+    with running("api", argv, env, log, timeout_s=15) as proc:
+        api = ApiProcess(proc.name, proc.popen, log, f"http://127.0.0.1:{port}")
 
         def healthy() -> bool:
-            if popen.poll() is not None:
-                raise RuntimeError(f"rates api exited ({popen.returncode}):\n{api.output()}")
+            if proc.popen.poll() is not None:
+                raise RuntimeError(f"rates api exited ({proc.popen.returncode}):\n{api.output()}")
             return httpx.get(f"{api.base}/healthz", timeout=1).status_code == 200
 
         wait_until(healthy, 30, "rates api to answer /healthz")
         yield api
-    finally:
-        if popen.poll() is None:
-            popen.send_signal(signal.SIGTERM)
-            try:
-                popen.wait(15)
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait()

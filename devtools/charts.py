@@ -1,7 +1,11 @@
-"""PNG charts of a locust run (from its CSV history) and of the scaling benchmark.
+"""PNG charts of a locust run (from its CSV history) and of the scaling benchmark's rows.
 
-python -m benchmarks.charts load docs/load/api          # the locust run's charts again
-python -m benchmarks.charts scaling bench-results/scaling.json docs/load/scaling.png
+    python -m devtools.charts load docs/load/api          # the locust run's charts again
+    python -m devtools.charts scaling docs/load/scaling.json docs/load/scaling.png
+
+Reporting code that `make loadtest`, `make bench` and the tests share. It knows no
+benchmark: the scaling chart is told its row kinds (by the caller, or by the ``kinds`` the
+result JSON carries).
 """
 
 from __future__ import annotations
@@ -117,8 +121,27 @@ class Figure:
     label: str
 
 
+#: Row kind -> (what varies: the x-axis label, the figures drawn against it).
+Kinds = Mapping[str, tuple[str, Sequence[Figure]]]
+
+
+def kinds_json(kinds: Kinds) -> dict[str, Any]:
+    """The kinds as a result JSON carries them, so that its chart can be drawn again."""
+    return {
+        name: {"varies": varies, "figures": {f.key: f.label for f in figures}}
+        for name, (varies, figures) in kinds.items()
+    }
+
+
+def kinds_from_json(data: Mapping[str, Any]) -> Kinds:
+    return {
+        name: (kind["varies"], [Figure(key, label) for key, label in kind["figures"].items()])
+        for name, kind in data.items()
+    }
+
+
 def scaling_chart(
-    kinds: Mapping[str, tuple[str, Sequence[Figure]]],
+    kinds: Kinds,
     rows: Sequence[Mapping[str, Any]],
     path: Path,
 ) -> Path:
@@ -170,11 +193,11 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.charts")
+    parser = argparse.ArgumentParser(prog="python -m devtools.charts")
     sub = parser.add_subparsers(dest="what", required=True)
     load = sub.add_parser("load", help="charts of a `make loadtest` run directory")
     load.add_argument("directory", type=Path)
-    scaling = sub.add_parser("scaling", help="the scaling chart of bench-results/scaling.json")
+    scaling = sub.add_parser("scaling", help="the chart of a scaling result (its JSON)")
     scaling.add_argument("result", type=Path)
     scaling.add_argument("png", type=Path)
     args = parser.parse_args()
@@ -182,10 +205,8 @@ def main() -> int:
         summary = json.loads((args.directory / "summary.json").read_text())
         paths = load_charts(args.directory, summary["user_rps"], summary["stream_users"])
     else:
-        from benchmarks.scaling import KINDS
-
         result = json.loads(args.result.read_text())
-        paths = [scaling_chart(KINDS, result["rows"], args.png)]
+        paths = [scaling_chart(kinds_from_json(result["kinds"]), result["rows"], args.png)]
     for path in paths:
         print(f"wrote {path} ({datetime.now(UTC):%H:%M:%S} UTC)")
     return 0

@@ -70,7 +70,7 @@ bench: install ## run the benchmarks; numbers are printed and saved in bench-res
 		|| echo "h2load is missing: install nghttp2-client"
 	$(BIN)/python -m benchmarks
 
-loadtest: install ## locust: 1500 req/s offered for 60 s, then stepped up; report in docs/load/ (LOADTEST_URL=other target)
+loadtest: install ## locust: 1500 req/s for 60 s, then stepped up; report in docs/load/ (LOADTEST_URL, LOADTEST_NAME, LOADTEST_ARGS="--fixed-s 10 --steps 1": short)
 	@# The report's screenshot is taken by headless Chromium (Debian's chromium).
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
 		|| echo "chromium is missing: install chromium"

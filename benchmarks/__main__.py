@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 
 #: name -> module with ``run() -> dict`` and ``report(result) -> str``.
-BENCHMARKS = ("latency", "failover", "api", "replay")
+BENCHMARKS = ("latency", "failover", "api", "replay", "scaling")
 #: Run only when named (long): `make history-size`.
 ON_REQUEST = ("history",)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from prometheus_client import start_http_server
 
-from pipeline.replay import Recording
+from pipeline.replay.recording import Recording
 from rates import embedded, metrics, migrate
 from rates.embedded import free_port
 from rates.kafka import ensure_topics, wait_for_broker

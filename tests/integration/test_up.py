@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -9,11 +10,14 @@ from typing import Any
 
 import httpx
 import psutil
+import psycopg
 
 from devtools.environment import clean_env
 from devtools.processes import Procs
 from devtools.waiting import wait_until
-from rates.embedded import free_port
+from rates.embedded import check_port_free, free_port
+from rates.plan import SIMULATOR_PORTS
+from schemas.errors import ConfigError
 from schemas.settings import DEFAULT_DIRECTIONS
 from schemas.venues import EXCHANGERS
 from tests.integration.harness import courses
@@ -30,14 +34,56 @@ def children_named(parent: psutil.Process) -> dict[str, psutil.Process]:
     return found
 
 
-def test_up_serves_restarts_and_stops_cleanly(state_dir: Path, procs: Procs) -> None:
+def free_block(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports."""
+    for _ in range(100):
+        first = free_port()
+        try:
+            for port in range(first, first + count):
+                check_port_free("127.0.0.1", port, "RATES_SIMULATOR_PORT")
+        except ConfigError:
+            continue
+        return first
+    raise AssertionError(f"no {count} consecutive free ports")
+
+
+def listening(process: psutil.Process) -> set[int]:
+    return {c.laddr.port for c in process.net_connections() if c.status == psutil.CONN_LISTEN}
+
+
+def addresses(up: psutil.Process, state_dir: Path) -> dict[str, Any]:
+    """Where the broker, PostgreSQL and the simulator of a running `rates up` listen."""
+    tree = children_named(up)
+    return {
+        "kafka": listening(tree["tansu"]),
+        "postgres": listening(tree["postgres"]),
+        "simulator": json.loads((state_dir / "simulator.json").read_text()),
+    }
+
+
+def quotes_stored(database: str) -> int:
+    with psycopg.connect(database) as conn:
+        row = conn.execute("SELECT count(*) FROM quotes").fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_up_serves_restarts_stops_and_starts_again_at_the_same_addresses(
+    state_dir: Path, procs: Procs
+) -> None:
     api, connector_metrics, worker_metrics = free_port(), free_port(), free_port()
+    kafka, postgres, stack_metrics = free_port(), free_port(), free_port()
+    simulator = free_block(SIMULATOR_PORTS)
     base = f"http://127.0.0.1:{api}"
+    # Fixed ports, as the defaults are (tests give free ones: other stacks may run).
     env = clean_env(
         RATES_STATE_DIR=str(state_dir),
         API_PORT=str(api),
         CONNECTOR_METRICS_PORT=str(connector_metrics),
         WORKER_METRICS_PORT=str(worker_metrics),
+        RATES_BROKER_PORT=str(kafka),
+        RATES_POSTGRES_PORT=str(postgres),
+        RATES_SIMULATOR_PORT=str(simulator),
+        STACK_METRICS_PORT=str(stack_metrics),
     )
     started_up = procs.start("up", ["up", "--source", "simulator"], env)
     up, log = started_up.popen, started_up.log
@@ -77,9 +123,32 @@ def test_up_serves_restarts_and_stops_cleanly(state_dir: Path, procs: Procs) -> 
     )
     wait_until(serving, 30, "rates after the restart")
 
+    # Every address is the configured one; the supervisor serves its own metrics.
+    before = addresses(psutil.Process(up.pid), state_dir)
+    assert before["kafka"] == {kafka} and before["postgres"] == {postgres}
+    ports = sorted(
+        int(url.rsplit(":", 1)[1].split("/")[0]) for url in before["simulator"]["env"].values()
+    )
+    assert set(ports) == set(range(simulator, simulator + SIMULATOR_PORTS - 1))
+    assert before["simulator"]["control"] == f"http://127.0.0.1:{simulator + SIMULATOR_PORTS - 1}"
+    assert "rates_stack_broker_rss_bytes" in httpx.get(f"http://127.0.0.1:{stack_metrics}").text
+    database = f"postgresql://postgres@127.0.0.1:{postgres}/postgres"
+    wait_until(lambda: quotes_stored(database) > 0, 30, "quotes in PostgreSQL")
+
     # Ctrl-C stops every child and exits 0.
+    stored = quotes_stored(database)
     everything = psutil.Process(up.pid).children(recursive=True)
     up.send_signal(signal.SIGINT)
     assert up.wait(60) == 0
     _, alive = psutil.wait_procs(everything, timeout=10)
     assert not alive, alive
+
+    # Started again (as `make demo` is): every address is the same, the history is kept.
+    again = procs.start("up-again", ["up", "--source", "simulator"], env)
+    wait_until(serving, 60, "rates up to serve again")
+    assert addresses(psutil.Process(again.popen.pid), state_dir) == before
+    kept = quotes_stored(database)
+    assert kept >= stored
+    wait_until(lambda: quotes_stored(database) > kept, 30, "new quotes stored after the old")
+    again.popen.send_signal(signal.SIGINT)
+    assert again.popen.wait(60) == 0

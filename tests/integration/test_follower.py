@@ -1,14 +1,18 @@
-"""The group-less follower on a real Tansu: the recent tail, a topic created later, caught up."""
+"""The group-less follower on a real Tansu: the recent tail, a topic created later, caught up,
+a replaced broker."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from contextlib import aclosing
+from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
 from common.follower import Fetched, Follower
+from devtools.embedded import start_tansu
+from rates.embedded import free_port
 from rates.kafka import ensure_topics
 from tests.integration.harness import unique_prefix
 
@@ -52,5 +56,55 @@ async def test_the_tail_then_a_late_topic_then_caught_up(kafka: str) -> None:
             await producer.send_and_wait(early, b"e10", partition=1)
             await until(lambda: "e10" in seen)
             assert seen[-1] == "e10" and polls[-1].caught_up
+    finally:
+        await producer.stop()
+
+
+async def test_a_replaced_broker_is_noticed_and_its_topics_read_from_the_start(
+    logs_dir: Path,
+) -> None:
+    """A new Tansu on the same port answers a fetch beyond its high-water mark with nothing:
+    the follower notices, and reads the new topic from offset 0."""
+    port = free_port()
+    topic = "replaced"
+    first = start_tansu(port, logs_dir / "replaced-1.log")
+    bootstrap = first.address
+    second = None
+    try:
+        await ensure_topics(bootstrap, [topic], 1)
+        await _send(bootstrap, topic, [f"old{i}" for i in range(20)])
+        follower = Follower(bootstrap, {topic: 100}, name="test follower", fetch_max_wait_ms=10)
+        seen: list[str] = []
+        polls: list[Fetched] = []
+
+        async def until(done: Callable[[], bool]) -> None:
+            async for fetched in fetches:
+                polls.append(fetched)
+                seen.extend(r.value.decode() for r in fetched.records if r.value)
+                if done():
+                    return
+
+        async with asyncio.timeout(60), aclosing(follower.fetches()) as fetches:
+            await until(lambda: "old19" in seen)
+            first.popen.kill()
+            first.popen.wait()
+            second = start_tansu(port, logs_dir / "replaced-2.log")
+            await ensure_topics(bootstrap, [topic], 1)
+            await _send(bootstrap, topic, ["new0", "new1", "new2"])
+            await until(lambda: "new2" in seen)
+            assert any(p.replaced for p in polls)
+            assert seen[-3:] == ["new0", "new1", "new2"]  # from offset 0 of the new topic
+    finally:
+        first.stop(grace_s=1)
+        if second is not None:
+            second.stop(grace_s=1)
+
+
+async def _send(bootstrap: str, topic: str, values: list[str]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value.encode())
     finally:
         await producer.stop()

@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from common.backoff import Backoff
@@ -137,3 +138,41 @@ async def test_a_child_over_its_memory_cap_is_recycled_with_its_dependents(
         r"hog uses [\d.]+ MB, over its cap of 48 MB: recycling it \(and dependent\)", caplog.text
     )
     assert sup.failure is None
+
+
+async def test_children_frozen_with_a_restarting_child_wait_until_it_is_ready() -> None:
+    statuses: list[str] = []
+    ready_calls = 0
+
+    async def ready() -> None:
+        nonlocal ready_calls
+        ready_calls += 1
+        if ready_calls > 1:  # the restart: look at the frozen child meanwhile
+            for _ in range(5):
+                statuses.append(psutil.Process(frozen_pid()).status())
+                await asyncio.sleep(0.05)
+
+    sup = Supervisor(out=io.StringIO(), policy=FAST)
+    await sup.start(ChildSpec("broker", SLEEPER, ready=ready))
+    await sup.start(ChildSpec("producer", SLEEPER, frozen_with=("broker",)))
+
+    def frozen_pid() -> int:
+        proc = sup.children["producer"].proc
+        assert proc is not None
+        return proc.pid
+
+    producer = frozen_pid()
+    runner = asyncio.create_task(sup.run())
+    broker = sup.children["broker"].proc
+    assert broker is not None
+    broker.kill()
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if ready_calls > 1 and len(statuses) == 5:
+            break
+    await asyncio.sleep(0.2)
+    assert statuses == [psutil.STATUS_STOPPED] * 5  # frozen while the broker came back
+    assert psutil.Process(producer).status() != psutil.STATUS_STOPPED  # and thawed after
+    assert frozen_pid() == producer  # not restarted
+    sup.request_stop()
+    assert await asyncio.wait_for(runner, 30) == 0

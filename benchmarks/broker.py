@@ -3,9 +3,10 @@
 Tansu keeps every record in memory and never deletes one, so its RSS grows with what the
 pipeline writes. The benchmark runs `rates up --source simulator` (every venue simulated),
 lets it warm up, samples the broker's RSS for ``BENCH_BROKER_S`` seconds (default 300), then
-reads every topic back and counts the records (and their key + value bytes) the producers
-stamped within that window. The RSS growth per minute is the slope of a least-squares line
-through the samples; RAM per message is that growth over the messages of the window.
+counts the records each topic received in that window (from the end offsets before and
+after) and their mean key + value size (from a sample). The RSS growth per minute is the
+slope of a least-squares line through the samples; RAM per message is that growth over the
+messages of the window.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from benchmarks.stack import demo_stack
 
 WARMUP_S = 60.0
 SAMPLE_EVERY_S = 5.0
+#: Records read back per partition to measure the mean record size.
+SAMPLE = 200
 
 
 def duration_s() -> float:
@@ -38,11 +41,9 @@ def broker_process(up_pid: int) -> psutil.Process:
     raise RuntimeError("no embedded broker among the children of rates up")
 
 
-async def _topic_traffic(bootstrap: str, since_ms: int, until_ms: int) -> dict[str, list[int]]:
-    """Topic -> [records, key + value bytes] stamped within [since_ms, until_ms)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
-    )
+async def _ends(bootstrap: str) -> dict[TopicPartition, int]:
+    """Every partition's end offset now (Tansu under-reports it by its last batch at most)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
         topics = sorted(await consumer.topics())
@@ -51,32 +52,39 @@ async def _topic_traffic(bootstrap: str, since_ms: int, until_ms: int) -> dict[s
             for topic in topics
             for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        # Topics keep growing: a partition is read once a record stamped after the window
-        # shows up, or once the end it had now is reached (Tansu under-reports it by the
-        # last batch at most; partitions never written to are done at once).
-        ends = await consumer.end_offsets(tps)
-        traffic: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        done = {tp for tp in tps if ends[tp] == 0}
-        deadline = time.monotonic() + 300
-        while len(done) < len(tps):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"topics not read within 300 s: {set(tps) - done}")
-            batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+        return dict(await consumer.end_offsets(tps))
+    finally:
+        await consumer.stop()
+
+
+async def _mean_sizes(bootstrap: str, starts: dict[TopicPartition, int]) -> dict[str, float]:
+    """Topic -> mean key + value bytes of (up to) SAMPLE records per partition from ``starts``.
+
+    Reading a whole window back from Tansu takes longer than the window (a fetch returns a
+    few batches): the counts come from the offsets, the sizes from a sample.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(starts))
+        for tp, offset in starts.items():
+            consumer.seek(tp, offset)
+        sizes: dict[str, list[int]] = defaultdict(list)
+        taken: dict[TopicPartition, int] = defaultdict(int)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(taken) < len(starts):
+            batch = await consumer.getmany(timeout_ms=200, max_records=2000)
             for tp, records in batch.items():
-                for record in records:
-                    if record.timestamp >= until_ms:
-                        done.add(tp)
-                        continue
-                    if record.timestamp >= since_ms:
-                        counts = traffic[tp.topic]
-                        counts[0] += 1
-                        counts[1] += len(record.key or b"") + len(record.value or b"")
-            for tp in tps:
-                if await consumer.position(tp) >= ends[tp]:
-                    done.add(tp)
-        return dict(traffic)
+                for record in records[: SAMPLE - taken[tp]]:
+                    sizes[tp.topic].append(len(record.key or b"") + len(record.value or b""))
+                    taken[tp] += 1
+                if taken[tp] >= SAMPLE:
+                    consumer.pause(tp)
+            if not batch:
+                break
+        return {topic: statistics.mean(found) for topic, found in sizes.items() if found}
     finally:
         await consumer.stop()
 
@@ -89,6 +97,7 @@ def run() -> dict[str, Any]:
             arg.removeprefix("tcp://") for arg in broker.cmdline() if arg.startswith("tcp://")
         )
         time.sleep(WARMUP_S)
+        first = asyncio.run(_ends(bootstrap))
         began = time.time()
         times: list[float] = []
         rss_mb: list[float] = []
@@ -97,8 +106,14 @@ def run() -> dict[str, Any]:
             rss_mb.append(broker.memory_info().rss / 2**20)
             time.sleep(SAMPLE_EVERY_S)
         ended = time.time()
-        traffic = asyncio.run(_topic_traffic(bootstrap, int(began * 1000), int(ended * 1000)))
+        last = asyncio.run(_ends(bootstrap))
+        grown = {tp: end - first.get(tp, 0) for tp, end in last.items() if end > first.get(tp, 0)}
+        sizes = asyncio.run(_mean_sizes(bootstrap, {tp: first.get(tp, 0) for tp in grown}))
     elapsed = ended - began
+    traffic: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    for tp, count in grown.items():
+        traffic[tp.topic][0] += count
+        traffic[tp.topic][1] += count * sizes.get(tp.topic, 0.0)
     slope, _ = statistics.linear_regression(times, rss_mb)
     per_topic = {
         topic: {

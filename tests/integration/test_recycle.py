@@ -38,8 +38,8 @@ from schemas.settings import DEFAULT_DIRECTIONS
 from tests.integration.harness import metric_values
 
 #: Values must move again within this long after the broker is replaced. The target is
-#: 15 s (measured by `python -m benchmarks recycle`); the bound here leaves room for a busy
-#: machine, where a worker alone may take 10 s to import and join its group.
+#: 15 s: the test prints the time each direction took (`pytest -s`), the README quotes it;
+#: the bound leaves room for a busy machine, where a worker alone may take 10 s to start.
 BACK_WITHIN_S = 60.0
 #: The simulator's Binance trade ids: 100_000_000 + tick * 8 + the symbol's index.
 TRADE_ID = re.compile(r"^binance:BTCUSDT:t(\d+)/BTC-USD$")

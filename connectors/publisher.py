@@ -132,6 +132,8 @@ class KafkaPublisher:
         if self.outbox.delivered(record, metadata.partition, metadata.offset, self._monotonic()):
             self._broker_replaced(record.topic)
         self._gauges()
+        if self.outbox.waiting:
+            self._ready.set()  # room in flight again
 
     def _broker_replaced(self, topic: str) -> None:
         queued = self.outbox.again()

@@ -57,8 +57,11 @@ async def _ends(bootstrap: str) -> dict[TopicPartition, int]:
         await consumer.stop()
 
 
-async def _mean_sizes(bootstrap: str, starts: dict[TopicPartition, int]) -> dict[str, float]:
-    """Topic -> mean key + value bytes of (up to) SAMPLE records per partition from ``starts``.
+async def _mean_sizes(
+    bootstrap: str, starts: dict[TopicPartition, int], counts: dict[TopicPartition, int]
+) -> dict[str, float]:
+    """Topic -> mean key + value bytes of (up to) SAMPLE records per partition from ``starts``
+    (``counts``: how many each partition has from there).
 
     Reading a whole window back from Tansu takes longer than the window (a fetch returns a
     few batches): the counts come from the offsets, the sizes from a sample.
@@ -71,19 +74,18 @@ async def _mean_sizes(bootstrap: str, starts: dict[TopicPartition, int]) -> dict
         consumer.assign(list(starts))
         for tp, offset in starts.items():
             consumer.seek(tp, offset)
+        wanted = {tp: min(SAMPLE, counts[tp]) for tp in starts}
         sizes: dict[str, list[int]] = defaultdict(list)
         taken: dict[TopicPartition, int] = defaultdict(int)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(taken) < len(starts):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and any(taken[tp] < n for tp, n in wanted.items()):
             batch = await consumer.getmany(timeout_ms=200, max_records=2000)
             for tp, records in batch.items():
-                for record in records[: SAMPLE - taken[tp]]:
+                for record in records[: wanted[tp] - taken[tp]]:
                     sizes[tp.topic].append(len(record.key or b"") + len(record.value or b""))
                     taken[tp] += 1
-                if taken[tp] >= SAMPLE:
+                if taken[tp] >= wanted[tp]:
                     consumer.pause(tp)
-            if not batch:
-                break
         return {topic: statistics.mean(found) for topic, found in sizes.items() if found}
     finally:
         await consumer.stop()
@@ -108,7 +110,8 @@ def run() -> dict[str, Any]:
         ended = time.time()
         last = asyncio.run(_ends(bootstrap))
         grown = {tp: end - first.get(tp, 0) for tp, end in last.items() if end > first.get(tp, 0)}
-        sizes = asyncio.run(_mean_sizes(bootstrap, {tp: first.get(tp, 0) for tp in grown}))
+        starts = {tp: first.get(tp, 0) for tp in grown}
+        sizes = asyncio.run(_mean_sizes(bootstrap, starts, grown))
     elapsed = ended - began
     traffic: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
     for tp, count in grown.items():

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 .PHONY: help install run demo production-local production-tools test test-unit test-integration lint \
-	format docs bench recording clean
+	format docs bench soak downstream-tools recording clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -41,6 +41,13 @@ production-tools: ## install Debian's nginx and Prometheus when missing (product
 			&& apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
 			|| { echo "cannot install$$missing: apt-get install$$missing"; exit 1; }; \
 	fi
+
+# kcat 1.7.1 (librdkafka 2.0.2): the README says what it can do with the embedded broker.
+downstream-tools: ## install Debian's kcat when missing (its test against the embedded broker)
+	@command -v kcat >/dev/null || { echo "installing Debian's kcat"; \
+		(export DEBIAN_FRONTEND=noninteractive; apt-get update -qq \
+			&& apt-get install -y -qq --no-install-recommends kcat >/dev/null) \
+		|| { echo "cannot install kcat: apt-get install kcat"; exit 1; }; }
 
 test: install lint ## lint, type-check and run every test tier
 	$(BIN)/pytest

@@ -77,6 +77,10 @@ bench: install ## run the benchmarks; numbers are printed and saved in bench-res
 		|| echo "h2load is missing: install nghttp2-client"
 	$(BIN)/python -m benchmarks
 
+SOAK_DURATION ?= 2h
+soak: install ## the demo stack for SOAK_DURATION (default 2h), sampled: CSV, chart, table in soak-results/ (not in CI)
+	$(BIN)/python -m benchmarks.soak --duration $(SOAK_DURATION) $(SOAK_ARGS)
+
 recording: install ## regenerate recordings/sample.jsonl.gz from the simulator (about 2 min)
 	$(BIN)/python -m scripts.make_recording
 

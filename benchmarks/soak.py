@@ -16,11 +16,13 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -74,6 +76,10 @@ class Stack:
         return f"http://127.0.0.1:{self.env['API_PORT']}/api/v1/courses"
 
     @property
+    def v2(self) -> str:
+        return f"http://127.0.0.1:{self.env['API_PORT']}/api/v2/courses"
+
+    @property
     def metrics(self) -> str:
         return f"http://127.0.0.1:{self.env['STACK_METRICS_PORT']}/metrics"
 
@@ -97,25 +103,41 @@ def _pss_mb(process: psutil.Process) -> float:
         return float(process.memory_info().rss) / MB
 
 
-def memory(root: psutil.Process) -> tuple[dict[str, float], float | None]:
-    """MB per child of `rates up` (by name, summed over its processes), and the broker's RSS."""
-    found: dict[str, float] = {}
-    broker_rss = None
+@dataclass
+class Usage:
+    """Per child of `rates up` (by name, summed over its processes): MB (PSS) and CPU
+    seconds so far; and the broker's RSS."""
+
+    memory_mb: dict[str, float]
+    cpu_s: dict[str, float]
+    broker_rss_mb: float | None = None
+
+
+def usage(root: psutil.Process) -> Usage:
+    found = Usage({}, {})
     try:
-        found["up"] = _pss_mb(root)
         children = root.children()
+        found.memory_mb["up"] = _pss_mb(root)
+        found.cpu_s["up"] = _cpu_s(root)
     except psutil.NoSuchProcess:
-        return found, None
+        return found
     for child in children:
         try:
             name = child_name(child.cmdline())
-            total = sum(_pss_mb(p) for p in [child, *child.children(recursive=True)])
+            processes = [child, *child.children(recursive=True)]
+            mb, cpu = sum(_pss_mb(p) for p in processes), sum(_cpu_s(p) for p in processes)
             if name == "tansu":
-                broker_rss = float(child.memory_info().rss) / MB
+                found.broker_rss_mb = float(child.memory_info().rss) / MB
         except psutil.NoSuchProcess:  # restarting: counted at the next sample
             continue
-        found[name] = found.get(name, 0.0) + total
-    return found, broker_rss
+        found.memory_mb[name] = found.memory_mb.get(name, 0.0) + mb
+        found.cpu_s[name] = found.cpu_s.get(name, 0.0) + cpu
+    return found
+
+
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def disk_mb(path: Path) -> float | None:
@@ -140,16 +162,28 @@ def scrape(url: str) -> str | None:
     return answer.text if answer.status_code == 200 else None
 
 
-def ask_v1(client: httpx.Client, url: str) -> tuple[int, float, object]:
-    """(status, ms, the courses) of one v1 answer; status 0 when nothing answered."""
+def ask_v1(client: httpx.Client, url: str) -> tuple[int, float, Any]:
+    """(status, ms, the body) of one v1 answer; status 0 when nothing answered."""
     started = time.perf_counter()
     try:
         answer = client.get(url)
     except httpx.HTTPError:
         return 0, (time.perf_counter() - started) * 1000, None
     ms = (time.perf_counter() - started) * 1000
-    courses = orjson.loads(answer.content).get("courses") if answer.status_code == 200 else None
-    return answer.status_code, ms, courses
+    return answer.status_code, ms, orjson.loads(answer.content) if answer.is_success else None
+
+
+def served_rates(client: httpx.Client, url: str) -> tuple[float | None, int | None]:
+    """The median age of the rates ``/api/v2/courses`` serves, and how many are stale."""
+    try:
+        answer = client.get(url)
+    except httpx.HTTPError:
+        return None, None
+    if not answer.is_success:
+        return None, None
+    courses = orjson.loads(answer.content)["courses"]
+    ages = [c["age_ms"] for c in courses if c["age_ms"] is not None]
+    return (statistics.median(ages) if ages else None), sum(1 for c in courses if c["stale"])
 
 
 def soak(directory: Path, duration_s: float, every_s: int, note: str | None = None) -> None:
@@ -190,17 +224,21 @@ def soak(directory: Path, duration_s: float, every_s: int, note: str | None = No
                     print(f"rates up exited ({up.popen.returncode}); see {log}", flush=True)
                     break
                 sample = Sample(round(elapsed, 3), datetime.now(UTC).isoformat(timespec="seconds"))
-                status, ms, courses = ask_v1(client, target.v1)
+                status, ms, body = ask_v1(client, target.v1)
                 sample.v1_status, sample.v1_ms = status, round(ms, 3)
                 if status == 200:
+                    courses = body.get("courses")
                     sample.v1_moved = None if previous is None else courses != previous
-                    previous = courses
+                    sample.v1_venue, previous = body.get("exchanger"), courses
                 if tick % every_s == 0:
-                    sample.memory_mb, sample.broker_rss_mb = memory(root)
+                    used = usage(root)
+                    sample.memory_mb, sample.cpu_s = used.memory_mb, used.cpu_s
+                    sample.broker_rss_mb = used.broker_rss_mb
                     sample.state_mb = disk_mb(target.state_dir)
                     sample.postgres_mb = disk_mb(target.state_dir / "postgres")
                     text = log.read_text(errors="replace") if log.exists() else ""
                     sample.recycles = recycle_count(text, scrape(target.metrics))
+                    sample.rate_age_ms, sample.stale = served_rates(client, target.v2)
                 if tick % 60 == 0:
                     _progress(sample)
                 writer.write(sample)

@@ -101,7 +101,13 @@ class Sample:
     v1_ms: float | None = None
     #: Whether the courses differ from the previous 200 answer's.
     v1_moved: bool | None = None
+    #: The venue v1 answered from (its ``exchanger``).
+    v1_venue: str | None = None
     recycles: int | None = None
+    #: The median age of the rates v2 serves (``age_ms``: since the pipeline received it),
+    #: over the directions; and how many directions it marks stale.
+    rate_age_ms: float | None = None
+    stale: int | None = None
     #: Disk use of the whole state directory and of its PostgreSQL data.
     state_mb: float | None = None
     postgres_mb: float | None = None
@@ -109,6 +115,8 @@ class Sample:
     broker_rss_mb: float | None = None
     #: Per process name: PSS summed over the child's processes (shared pages counted once).
     memory_mb: dict[str, float] = field(default_factory=dict)
+    #: Per process name: CPU seconds used so far (user + system) by the child's processes.
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def has_resources(self) -> bool:
@@ -121,11 +129,15 @@ COLUMNS = (
     "v1_status",
     "v1_ms",
     "v1_moved",
+    "v1_venue",
     "recycles",
+    "rate_age_ms",
+    "stale",
     "state_mb",
     "postgres_mb",
     "broker_rss_mb",
     *(f"mb_{name}" for name in PROCESSES),
+    *(f"cpu_{name}" for name in PROCESSES),
 )
 
 
@@ -147,12 +159,19 @@ def row(sample: Sample) -> list[str]:
         _cell(sample.v1_status),
         _cell(sample.v1_ms),
         _cell(sample.v1_moved),
+        _cell(sample.v1_venue),
         _cell(sample.recycles),
+        _cell(sample.rate_age_ms),
+        _cell(sample.stale),
         _cell(sample.state_mb),
         _cell(sample.postgres_mb),
         _cell(sample.broker_rss_mb),
     ]
-    return cells + [_cell(sample.memory_mb.get(name)) for name in PROCESSES]
+    return [
+        *cells,
+        *(_cell(sample.memory_mb.get(name)) for name in PROCESSES),
+        *(_cell(sample.cpu_s.get(name)) for name in PROCESSES),
+    ]
 
 
 class CsvWriter:
@@ -179,9 +198,12 @@ def read_csv(path: Path) -> list[Sample]:
     with path.open(newline="") as table:
         for cells in csv.DictReader(table):
             status, recycles = number(cells["v1_status"]), number(cells["recycles"])
-            memory = {
-                name: float(cells[f"mb_{name}"]) for name in PROCESSES if cells.get(f"mb_{name}")
-            }
+            stale = number(cells.get("stale", ""))
+            memory, cpu = ({
+                name: float(cells[f"{kind}_{name}"])
+                for name in PROCESSES
+                if cells.get(f"{kind}_{name}")
+            } for kind in ("mb", "cpu"))  # fmt: skip
             samples.append(
                 Sample(
                     elapsed_s=float(cells["elapsed_s"]),
@@ -189,11 +211,15 @@ def read_csv(path: Path) -> list[Sample]:
                     v1_status=None if status is None else int(status),
                     v1_ms=number(cells["v1_ms"]),
                     v1_moved=None if not cells["v1_moved"] else cells["v1_moved"] == "1",
+                    v1_venue=cells.get("v1_venue") or None,
                     recycles=None if recycles is None else int(recycles),
+                    rate_age_ms=number(cells.get("rate_age_ms", "")),
+                    stale=None if stale is None else int(stale),
                     state_mb=number(cells["state_mb"]),
                     postgres_mb=number(cells["postgres_mb"]),
                     broker_rss_mb=number(cells["broker_rss_mb"]),
                     memory_mb=memory,
+                    cpu_s=cpu,
                 )
             )
     return samples
@@ -226,6 +252,34 @@ def growth(points: Points, per_s: float) -> float | None:
     return None if found is None else found * per_s
 
 
+def cpu_cores(samples: Iterable[Sample], name: str) -> list[tuple[float, float]]:
+    """Cores a process used between successive samples (1.0: one core busy all the time),
+    at the later sample's time; an interval in which it restarted is left out."""
+    found = []
+    previous: tuple[float, float] | None = None
+    for sample in samples:
+        used = sample.cpu_s.get(name)
+        if used is None:
+            continue
+        if previous is not None and sample.elapsed_s > previous[0] and used >= previous[1]:
+            found.append(
+                (sample.elapsed_s, (used - previous[1]) / (sample.elapsed_s - previous[0]))
+            )
+        previous = (sample.elapsed_s, used)
+    return found
+
+
+def early_and_late(points: Points, fraction: float = 0.2) -> tuple[float | None, float | None]:
+    """Mean of the points in the first and in the last ``fraction`` of the time they cover."""
+    if not points:
+        return None, None
+    first, last = points[0][0], points[-1][0]
+    span = (last - first) * fraction
+    early = [y for x, y in points if x <= first + span]
+    late = [y for x, y in points if x >= last - span]
+    return statistics.fmean(early), statistics.fmean(late)
+
+
 @dataclass(frozen=True)
 class Figures:
     """One series of the soak: where it started and ended, its peak, its growth."""
@@ -246,6 +300,8 @@ class Figures:
 class Summary:
     duration_s: float
     memory: dict[str, Figures]
+    #: Per process: cores used on average in the first and in the last fifth of the run.
+    cpu: dict[str, tuple[float | None, float | None]]
     broker_rss: Figures | None
     recycles: int
     answers: int
@@ -258,6 +314,13 @@ class Summary:
     longest_unchanged_s: float | None
     v1_p50_ms: float | None
     v1_p99_ms: float | None
+    #: Seconds v1 answered from each venue, and how often that venue changed.
+    venues: dict[str, int]
+    venue_changes: int
+    rate_age_p50_ms: float | None
+    rate_age_max_ms: float | None
+    #: The most directions v2 marked stale at one sample.
+    stale_max: int | None
     state: Figures | None
     postgres: Figures | None
 
@@ -301,9 +364,12 @@ def summarize(samples: Sequence[Sample]) -> Summary:
         if (figures := Figures.of(_series(serving, lambda s, n=name: s.memory_mb.get(n))))
     }
     recycles = [s.recycles for s in samples if s.recycles is not None]
+    served = [s.v1_venue for s in after if s.v1_status == 200 and s.v1_venue]
+    ages = [s.rate_age_ms for s in after if s.rate_age_ms is not None]
     return Summary(
         duration_s=samples[-1].elapsed_s - samples[0].elapsed_s if samples else 0.0,
         memory=memory,
+        cpu={name: early_and_late(cpu_cores(serving, name)) for name in memory},
         broker_rss=Figures.of(_series(serving, lambda s: s.broker_rss_mb)),
         recycles=recycles[-1] - recycles[0] if recycles else 0,
         answers=len(answered),
@@ -313,6 +379,11 @@ def summarize(samples: Sequence[Sample]) -> Summary:
         longest_unchanged_s=longest,
         v1_p50_ms=percentile(latencies, 0.5),
         v1_p99_ms=percentile(latencies, 0.99),
+        venues={venue: served.count(venue) for venue in sorted(set(served))},
+        venue_changes=sum(1 for a, b in itertools.pairwise(served) if a != b),
+        rate_age_p50_ms=percentile(ages, 0.5),
+        rate_age_max_ms=max(ages, default=None),
+        stale_max=max((s.stale for s in after if s.stale is not None), default=None),
         state=Figures.of(_series(serving, lambda s: s.state_mb)),
         postgres=Figures.of(_series(serving, lambda s: s.postgres_mb)),
     )
@@ -339,6 +410,10 @@ def _mb(value: float | None, signed: bool = False) -> str:
     return f"{value:+,.1f}" if signed else f"{value:,.1f}"
 
 
+def _cores(early_late: tuple[float | None, float | None]) -> str:
+    return " / ".join("n/a" if v is None else f"{v:.2f}" for v in early_late)
+
+
 def _span(seconds: float) -> str:
     hours, rest = divmod(round(seconds), 3600)
     return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
@@ -352,13 +427,15 @@ def markdown(summary: Summary, meta: Mapping[str, Any]) -> str:
         + "".join(f"; {meta[key]}" for key in ("load", "note") if meta.get(key))
         + ":",
         "",
-        "| process | MB when serving | peak | at end | MB per hour (fit over the second half) |",
-        "|---|---|---|---|---|",
+        "| process | MB when serving | peak | at end | MB per hour (fit over the second half) "
+        "| CPU, cores: first fifth / last fifth |",
+        "|---|---|---|---|---|---|",
     ]
     for name, figures in summary.memory.items():
         lines.append(
             f"| {LABELS[name]} | {_mb(figures.start)} | {_mb(figures.peak)} | "
-            f"{_mb(figures.end)} | {_mb(figures.per_hour, signed=True)} |"
+            f"{_mb(figures.end)} | {_mb(figures.per_hour, signed=True)} | "
+            f"{_cores(summary.cpu.get(name, (None, None)))} |"
         )
     statuses = ", ".join(
         f"{n} x {code or 'no answer'}" for code, n in summary.non_200_by_status.items()
@@ -382,6 +459,14 @@ def markdown(summary: Summary, meta: Mapping[str, Any]) -> str:
         + ("n/a" if summary.longest_unchanged_s is None else f"{summary.longest_unchanged_s:.0f} s")
         + " |",
         f"| v1 answer time, p50 / p99 | {_mb(summary.v1_p50_ms)} / {_mb(summary.v1_p99_ms)} ms |",
+        "| venues v1 answered from (seconds); changes of venue | "
+        + (", ".join(f"{v} {n:,}" for v, n in summary.venues.items()) or "none")
+        + f"; {summary.venue_changes} |",
+        "| age of the rates served (`/api/v2/courses`, median over the directions), p50 / max | "
+        + f"{_mb(summary.rate_age_p50_ms)} / {_mb(summary.rate_age_max_ms)} ms |",
+        "| directions v2 marked stale (the most at once) | "
+        + ("n/a" if summary.stale_max is None else str(summary.stale_max))
+        + " |",
         _disk_line("state directory on disk", summary.state, summary.per_day(summary.state)),
         _disk_line("of which PostgreSQL data", summary.postgres, summary.per_day(summary.postgres)),
     ]
@@ -412,13 +497,22 @@ def chart(samples: Sequence[Sample], path: Path, title: str = "soak") -> Path:
     """Memory per process, disk, and the v1 answers over time; recycles as dotted lines."""
     hours = bool(samples) and samples[-1].elapsed_s > 3 * 3600
     scale, unit = (3600.0, "hours") if hours else (60.0, "minutes")
-    fig, (memory, disk, answers) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    fig, (memory, cpu, disk, answers) = plt.subplots(4, 1, figsize=(10, 12), sharex=True)
     for name in PROCESSES:
         series = _series(samples, lambda s, n=name: s.memory_mb.get(n))
         if series:
             memory.plot([x / scale for x, _ in series], [y for _, y in series], label=name)
     memory.set(ylabel="MB (PSS)", title=f"{title}: memory of each process")
     memory.legend(fontsize="small", ncol=3)
+    for name in PROCESSES:
+        series = cpu_cores(samples, name)
+        if series:
+            cpu.plot(
+                [x / scale for x, _ in series], [y for _, y in series], label=name, linewidth=1
+            )
+    cpu.set(ylabel="cores", title="CPU of each process (1 = one core)")
+    if cpu.lines:
+        cpu.legend(fontsize="small", ncol=3)
     for label, value in (("state dir", "state_mb"), ("PostgreSQL data", "postgres_mb")):
         series = _series(samples, lambda s, v=value: getattr(s, v))
         if series:
@@ -427,9 +521,15 @@ def chart(samples: Sequence[Sample], path: Path, title: str = "soak") -> Path:
     disk.legend(fontsize="small")
     first = next((s.elapsed_s for s in samples if s.v1_status == 200), None)
     ok = [(s.elapsed_s / scale, s.v1_ms) for s in samples if s.v1_status == 200 and s.v1_ms]
-    top = max((y for _, y in ok), default=1.0)
-    if ok:
-        answers.plot([x for x, _ in ok], [y for _, y in ok], ".", markersize=2, label="200 (ms)")
+    top = max((y for _, y in ok), default=1.0)  # where the failures are marked
+    ages = _series(samples, lambda s: s.rate_age_ms)
+    if ages:
+        answers.plot([x / scale for x, _ in ages], [y for _, y in ages], color="tab:orange",
+                     linewidth=1, label="age of the rates served (v2, median)")  # fmt: skip
+    if ok or ages:
+        if ok:
+            answers.plot([x for x, _ in ok], [y for _, y in ok], ".", markersize=2,
+                         label="v1 answer time")  # fmt: skip
         answers.set_yscale("log")
         answers.yaxis.set_major_formatter(ScalarFormatter())
         answers.yaxis.set_minor_formatter(NullFormatter())
@@ -452,10 +552,10 @@ def chart(samples: Sequence[Sample], path: Path, title: str = "soak") -> Path:
         if s.recycles is None:
             continue
         if previous is not None and s.recycles > previous:
-            for ax in (memory, disk, answers):
+            for ax in (memory, cpu, disk, answers):
                 ax.axvline(s.elapsed_s / scale, color="grey", linestyle=":")
         previous = s.recycles
-    for ax in (memory, disk, answers):
+    for ax in (memory, cpu, disk, answers):
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -17,6 +17,8 @@ from devtools.soak import (
     Sample,
     chart,
     child_name,
+    cpu_cores,
+    early_and_late,
     growth,
     markdown,
     parse_duration,
@@ -70,15 +72,40 @@ def _run() -> list[Sample]:
         else:
             sample.v1_status, sample.v1_ms = 200, 2.0 + (second % 100) / 10
             sample.v1_moved = second > 10 and not 2400 < second <= 2420
+            sample.v1_venue = "kraken" if 2400 < second <= 2410 else "binance"
         if second % 5 == 0:
             broker = 30 + second / 60 * 2 if second < 2700 else 30 + (second - 2700) / 60 * 2
             sample.memory_mb = {"tansu": broker, "api": 50.0, "worker": 45 + second / 3600}
+            # The broker works harder as it holds more (0.1 core, then 0.3); the API 0.05.
+            sample.cpu_s = {"tansu": 0.1 * second + 0.2 * max(second - 1800, 0),
+                            "api": 0.05 * second}  # fmt: skip
             sample.broker_rss_mb = broker + 1
             sample.state_mb = 100 + second / 3600 * 10  # 10 MB an hour: 240 MB a day
             sample.postgres_mb = 90 + second / 3600 * 10
             sample.recycles = 3 if second < 2700 else 4  # counted from before the soak
+            sample.rate_age_ms = 5000.0 if 2400 < second <= 2420 else 200.0
+            sample.stale = 2 if 2400 < second <= 2420 else 0
         samples.append(sample)
     return samples
+
+
+def test_cpu_is_counted_between_samples_and_not_across_a_restart() -> None:
+    samples = [
+        Sample(0, "t", cpu_s={"tansu": 10.0}),
+        Sample(5, "t", cpu_s={"tansu": 12.5}),  # half a core
+        Sample(10, "t"),  # not sampled
+        Sample(15, "t", cpu_s={"tansu": 17.5}),
+        Sample(20, "t", cpu_s={"tansu": 0.5}),  # restarted: this interval is unknown
+        Sample(25, "t", cpu_s={"tansu": 5.5}),
+    ]
+    assert cpu_cores(samples, "tansu") == [(5, 0.5), (15, 0.5), (25, 1.0)]
+    assert cpu_cores(samples, "api") == []
+
+
+def test_early_and_late() -> None:
+    points = [(float(t), 1.0 if t < 50 else 3.0) for t in range(101)]
+    assert early_and_late(points) == (1.0, 3.0)
+    assert early_and_late([]) == (None, None)
 
 
 def test_summary_of_an_hour() -> None:
@@ -103,6 +130,14 @@ def test_summary_of_an_hour() -> None:
     assert summary.per_day(summary.postgres) == pytest.approx(240)
     assert summary.v1_p50_ms is not None and 2 <= summary.v1_p50_ms <= 12
     assert "up" not in summary.memory
+    early, late = summary.cpu["tansu"]
+    assert early == pytest.approx(0.1)
+    assert late == pytest.approx(0.3)
+    assert summary.cpu["api"] == pytest.approx((0.05, 0.05))
+    assert summary.venues == {"binance": 3580, "kraken": 10}
+    assert summary.venue_changes == 2
+    assert (summary.rate_age_p50_ms, summary.rate_age_max_ms) == (200, 5000)
+    assert summary.stale_max == 2
 
 
 def test_summary_of_a_stack_that_never_answered() -> None:

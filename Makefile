@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 .PHONY: help install run demo production-local production-tools test test-unit test-integration lint \
-	format docs bench soak downstream-tools recording clean
+	format docs bench soak downstream-tools history-size loadtest recording clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -52,8 +52,8 @@ downstream-tools: ## install Debian's kcat when missing (its test against the em
 test: install lint ## lint, type-check and run every test tier
 	$(BIN)/pytest
 
-test-unit: install ## the fast tiers only (unit and replay)
-	$(BIN)/pytest tests/unit tests/replay
+test-unit: install ## the fast tiers only (unit and golden frames)
+	$(BIN)/pytest tests/unit tests/golden
 
 test-integration: install ## the integration tier (real Tansu, PostgreSQL and processes)
 	$(BIN)/pytest tests/integration
@@ -80,6 +80,15 @@ bench: install ## run the benchmarks; numbers are printed and saved in bench-res
 SOAK_DURATION ?= 2h
 soak: install ## the demo stack for SOAK_DURATION (default 2h), sampled: CSV, chart, table in soak-results/ (not in CI)
 	$(BIN)/python -m benchmarks.soak --duration $(SOAK_DURATION) $(SOAK_ARGS)
+
+history-size: install ## measure the history's rows per day and bytes per quote at demo rates (HISTORY_MINUTES=10)
+	$(BIN)/python -m benchmarks history
+
+loadtest: install ## locust: 1500 req/s for 60 s, then stepped up; report in docs/load/ (LOADTEST_URL, LOADTEST_NAME, LOADTEST_ARGS="--fixed-s 10 --steps 1": short)
+	@# The report's screenshot is taken by headless Chromium (Debian's chromium).
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium is missing: install chromium"
+	$(BIN)/python -m benchmarks.loadtest
 
 recording: install ## regenerate recordings/sample.jsonl.gz from the simulator (about 2 min)
 	$(BIN)/python -m scripts.make_recording

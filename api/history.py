@@ -1,4 +1,5 @@
-"""``GET /api/v2/courses/history``: pages of stored quotes from PostgreSQL, never the hot path.
+"""``GET /api/v2/courses/history``: pages of stored quotes (``resolution=raw``) or of their
+1-minute bars (``resolution=1m``) from PostgreSQL, never the hot path.
 
 The query and the page are pure functions; :class:`History` is the thin shell around a
 psycopg pool that opens lazily, so the API starts and serves without PostgreSQL and this
@@ -22,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from api import metrics
 from api.answers import ApiError, unavailable
-from api.params import parse_rfc3339
+from api.params import Resolution, parse_rfc3339
 from api.render.values import number
 from common.database import libpq_url
 from schemas.records import format_time, parse_time
@@ -32,12 +33,19 @@ log = logging.getLogger(__name__)
 #: Seconds a request waits for a connection, and PostgreSQL for a statement.
 TIMEOUT_S = 2.0
 
-_COLUMNS = "id, venue, direction, value, ts, received_at, derived_from"
+
+# Legs are stored compact; quote_legs_out (migration 0003) gives them back as objects.
+_QUOTES = (
+    "SELECT id, venue, direction, value, ts, received_at, quote_legs_out(derived_from) FROM quotes"
+)
+_BARS = (
+    "SELECT minute, venue, open, high, low, close, quote_count, open_ts, close_ts FROM quotes_1m"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """Where the next page starts: after this (ts, id)."""
+    """Where the next page starts: after this (ts, id) of a quote, (minute, venue) of a bar."""
 
     ts: datetime
     id: str
@@ -67,38 +75,49 @@ class Query:
     until: datetime | None
     limit: int
     after: Cursor | None
+    resolution: Resolution = "raw"
 
     def sql(self) -> tuple[str, list[Any]]:
         """One more row than the page, to know whether another page follows."""
+        select, time, key = (
+            (_QUOTES, "ts", "id") if self.resolution == "raw" else (_BARS, "minute", "venue")
+        )
         where = ["direction = %s"]
         params: list[Any] = [self.direction]
         if self.since is not None:
-            where.append("ts >= %s")
+            where.append(f"{time} >= %s")
             params.append(self.since)
         if self.until is not None:
-            where.append("ts < %s")
+            where.append(f"{time} < %s")
             params.append(self.until)
         if self.after is not None:
-            where.append("(ts, id) > (%s, %s)")
+            where.append(f"({time}, {key}) > (%s, %s)")
             params += [self.after.ts, self.after.id]
         params.append(self.limit + 1)
-        text = f"SELECT {_COLUMNS} FROM quotes WHERE {' AND '.join(where)} ORDER BY ts, id LIMIT %s"
+        text = f"{select} WHERE {' AND '.join(where)} ORDER BY {time}, {key} LIMIT %s"
         return text, params
 
 
 def make_query(
-    direction: str, since: str | None, until: str | None, limit: int, cursor: str | None
+    direction: str,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    cursor: str | None,
+    resolution: Resolution = "raw",
 ) -> Query:
     start = parse_rfc3339("since", since)
     end = parse_rfc3339("until", until)
     if start is not None and end is not None and start >= end:
         raise ApiError(422, "since must be earlier than until")
     after = Cursor.decode(cursor) if cursor else None
-    return Query(direction, start, end, limit, after)
+    return Query(direction, start, end, limit, after, resolution)
 
 
 def page(query: Query, rows: Sequence[tuple[Any, ...]]) -> bytes:
-    """The JSON page: quotes oldest first, and the cursor of the next page (or null)."""
+    """The JSON page, oldest first, and the cursor of the next page (or null)."""
+    if query.resolution == "1m":
+        return bars_page(query, rows)
     shown = rows[: query.limit]
     quotes = [
         {
@@ -116,6 +135,30 @@ def page(query: Query, rows: Sequence[tuple[Any, ...]]) -> bytes:
     next_cursor = Cursor(shown[-1][4], shown[-1][0]).encode() if more else None
     return orjson.dumps(
         {"direction": query.direction, "quotes": quotes, "next_cursor": next_cursor}
+    )
+
+
+def bars_page(query: Query, rows: Sequence[tuple[Any, ...]]) -> bytes:
+    """The JSON page of 1-minute bars: by minute, then venue; the next page's cursor."""
+    shown = rows[: query.limit]
+    bars = [
+        {
+            "minute": format_time(minute),
+            "venue": venue,
+            "open": number(Decimal(open_)),
+            "high": number(Decimal(high)),
+            "low": number(Decimal(low)),
+            "close": number(Decimal(close)),
+            "count": count,
+            "first_ts": format_time(first_ts),
+            "last_ts": format_time(last_ts),
+        }
+        for minute, venue, open_, high, low, close, count, first_ts, last_ts in shown
+    ]
+    more = len(rows) > query.limit
+    next_cursor = Cursor(shown[-1][0], shown[-1][1]).encode() if more else None
+    return orjson.dumps(
+        {"direction": query.direction, "resolution": "1m", "bars": bars, "next_cursor": next_cursor}
     )
 
 

@@ -114,6 +114,27 @@ class HistoryPage(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
 
 
+class HistoryBar(BaseModel):
+    """One venue's quotes of the direction within one minute (venue time)."""
+
+    minute: datetime = Field(description="start of the minute")
+    venue: str = Field(examples=["binance"])
+    open: float = Field(description="the minute's first quote (by ts, then id); " + VALUE_DOC)
+    high: float = Field(description="the highest quote; " + VALUE_DOC)
+    low: float = Field(description="the lowest quote; " + VALUE_DOC)
+    close: float = Field(description="the minute's last quote (by ts, then id); " + VALUE_DOC)
+    count: int = Field(ge=1, description="quotes in the minute")
+    first_ts: datetime = Field(description="venue time of the first quote")
+    last_ts: datetime = Field(description="venue time of the last quote")
+
+
+class HistoryBars(BaseModel):
+    direction: str
+    resolution: Literal["1m"]
+    bars: list[HistoryBar] = Field(description="oldest minute first; within a minute by venue")
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
+
+
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import parse_qsl
 
 from fastapi import Header, Query
@@ -24,6 +24,10 @@ EXCHANGER_ALIASES = {"coingeko": "coingecko"}
 #: Quotes per history page: by default, and at most.
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+
+#: History resolutions: ``raw``, every quote; ``1m``, per minute and venue, open, high, low,
+#: close and count.
+Resolution = Literal["raw", "1m"]
 
 #: How much of a bad parameter an error message repeats.
 _ECHO_MAX = 40
@@ -101,6 +105,14 @@ PageCursor = Annotated[
     Query(
         description="`next_cursor` of the previous page",
         examples=["WyIyMDI2LTExLTI0VDE2OjAwOjAxLjAwMDAwMFoiLCJxMSJd"],
+    ),
+]
+HistoryResolution = Annotated[
+    Resolution,
+    Query(
+        description="`raw`: every quote; `1m`: per minute and venue, open, high, low, close "
+        "and count",
+        examples=["1m"],
     ),
 ]
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import psutil
 
 #: name -> module with ``run() -> dict`` and ``report(result) -> str``.
-BENCHMARKS = ("latency", "failover", "api", "replay")
+BENCHMARKS = ("latency", "failover", "api", "replay", "scaling")
+#: Run only when named (long): `make history-size`.
+ON_REQUEST = ("history",)
 
 RESULTS = Path("bench-results")
 
@@ -27,13 +29,12 @@ def machine() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(BENCHMARKS)}")
+    known = (*BENCHMARKS, *ON_REQUEST)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(known)}")
     args = parser.parse_args()
-    unknown = set(args.names) - set(BENCHMARKS)
+    unknown = set(args.names) - set(known)
     if unknown:
-        parser.error(
-            f"unknown benchmark {', '.join(sorted(unknown))} (have: {', '.join(BENCHMARKS)})"
-        )
+        parser.error(f"unknown benchmark {', '.join(sorted(unknown))} (have: {', '.join(known)})")
     names = args.names or list(BENCHMARKS)
     RESULTS.mkdir(exist_ok=True)
     print(f"# benchmarks on {machine()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC", flush=True)

@@ -39,32 +39,40 @@ def freshness(client: httpx.Client, base: str, duration_s: float = 20.0) -> list
     return ages
 
 
+def tick_latencies(
+    client: httpx.Client, base: str, control: str, samples: int, rng: random.Random
+) -> list[float]:
+    """Milliseconds from a Binance trade leaving the simulator to its price at /api/v1/courses."""
+    latencies: list[float] = []
+    url = f"{base}/api/v1/courses"
+    # Stay within a hair of the market: a price far from the other venues' is an
+    # outlier the pipeline rightly refuses to serve.
+    market = Decimal(client.get(f"{control}/_sim/state").json()["prices"]["BTC-USDT"])
+    for _ in range(samples):
+        value = market.quantize(Decimal(1)) + Decimal(f"0.{rng.randrange(10**8):08d}")
+        # One Binance trade at the new price; every venue keeps ticking in the background.
+        sent = client.post(
+            f"{control}/_sim/price/BTC-USDT",
+            json={"value": str(value), "send": True, "venues": ["binance"]},
+        ).json()["sent_at"]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            # Binance's price is the pinned one (the other venues add their offsets).
+            body = client.get(url, params={"direction": "BTC-USD", "exchanger": "binance"}).text
+            if str(value) in body:
+                latencies.append((time.time() - sent) * 1000)
+                break
+        else:
+            raise RuntimeError(f"value {value} never reached the API")
+        time.sleep(0.02)
+    client.delete(f"{control}/_sim/price/BTC-USDT")
+    return latencies
+
+
 def run() -> dict[str, Any]:
     rng = random.Random(1)
-    latencies: list[float] = []
     with demo_stack() as stack, httpx.Client(timeout=5) as client:
-        url = f"{stack.base}/api/v1/courses"
-        # Stay within a hair of the market: a price far from the other venues' is an
-        # outlier the pipeline rightly refuses to serve.
-        market = Decimal(client.get(f"{stack.control}/_sim/state").json()["prices"]["BTC-USDT"])
-        for _ in range(SAMPLES):
-            value = market.quantize(Decimal(1)) + Decimal(f"0.{rng.randrange(10**8):08d}")
-            # One Binance trade at the new price; every venue keeps ticking in the background.
-            sent = client.post(
-                f"{stack.control}/_sim/price/BTC-USDT",
-                json={"value": str(value), "send": True, "venues": ["binance"]},
-            ).json()["sent_at"]
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                # Binance's price is the pinned one (the other venues add their offsets).
-                body = client.get(url, params={"direction": "BTC-USD", "exchanger": "binance"}).text
-                if str(value) in body:
-                    latencies.append((time.time() - sent) * 1000)
-                    break
-            else:
-                raise RuntimeError(f"value {value} never reached the API")
-            time.sleep(0.02)
-        client.delete(f"{stack.control}/_sim/price/BTC-USDT")
+        latencies = tick_latencies(client, stack.base, stack.control, SAMPLES, rng)
         ages = freshness(client, stack.base)
         worker_ready = stack.logged_seconds(r"worker ready in ([0-9.]+) s")
     return {

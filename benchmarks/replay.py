@@ -31,7 +31,7 @@ from devtools.embedded import start_tansu
 from devtools.environment import clean_env
 from devtools.processes import RATES, running
 from pipeline.normalize import Conversion, Normalizer
-from pipeline.replay import Entry, Header, Recording, RecordingWriter
+from pipeline.replay.recording import Entry, Header, Recording, RecordingWriter
 from pipeline.settings import WorkerSettings
 from rates.kafka import ensure_topics
 from schemas.records import Quote, RawFrame

@@ -26,7 +26,7 @@ from connectors import metrics
 from connectors.http import retry_after_s
 from connectors.publisher import Sink
 from connectors.status import VenueTracker
-from connectors.venues.base import FrameKind, PollingVenue, Rate, WebsocketVenue, excerpt
+from connectors.venues.base import FrameKind, PollingVenue, RateLimit, WebsocketVenue, excerpt
 from schemas.errors import RateLimited, RatesError
 from schemas.records import RawFrame
 
@@ -60,8 +60,8 @@ class RateLimiter:
         self._next = 0.0
 
     @classmethod
-    def of(cls, rate: Rate) -> RateLimiter:
-        return cls(rate.per_second, rate.count)
+    def of(cls, limit: RateLimit) -> RateLimiter:
+        return cls(limit.per_second, limit.count)
 
     def wait_s(self) -> float:
         """Seconds to wait before the next event may happen (and reserve its slot)."""

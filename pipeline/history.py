@@ -3,12 +3,14 @@
 It has its own consumer group on ``rates.normalized`` and ``rates.latest`` and uses plain
 aiokafka, because Faust's ``take()`` acknowledges records before they are stored. Records
 are gathered into a bounded batch, written in one transaction (multi-row ``INSERT ... ON
-CONFLICT DO NOTHING``: quotes are keyed on their id, switches on (direction, at, to_venue),
-so a redelivered record is stored once), and only then are their offsets committed.
+CONFLICT DO NOTHING``: quotes are keyed on (ts, direction, id), switches on (direction, at,
+to_venue), so a redelivered record is stored once), together with the 1-minute bars of the
+quotes it newly stored (pipeline/rollup.py), and only then are their offsets committed.
 
 While PostgreSQL is unreachable the batch is kept, the consumer's partitions are paused (so
 memory stays bounded and only this consumer waits) and the write is retried with capped
-backoff; nothing is lost. The same process applies the retention periodically.
+backoff; nothing is lost. The same process keeps the partitions (pipeline/partitions.py):
+created ahead and for any day a batch holds, dropped whole by the retention.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from common.clock import utcnow
 from common.database import libpq_url
 from pipeline import metrics
 from pipeline.history_rows import Batch, Chosen
-from pipeline.history_store import delete_older, store
+from pipeline.history_store import compact_bars, delete_old_switches, store
+from pipeline.partitions import QUOTES, ROLLUP, Partitions
 from pipeline.settings import HistorySettings
 from schemas.errors import RatesError, RecordError
 from schemas.records import Latest, Quote
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: One write (connect, insert, commit) longer than this counts as PostgreSQL being down.
 WRITE_TIMEOUT_S = 30.0
+#: Seconds between compactions of the bars of finished minutes into quotes_1m.
+ROLLUP_INTERVAL_S = 10.0
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -91,6 +96,8 @@ class HistoryWriter:
         self.batch = Batch()
         self.chosen: dict[str, Chosen] | None = None  # loaded from the database when needed
         self.prepared = prepare is None
+        self.preparing = asyncio.Lock()
+        self.partitions = Partitions()
         self.down_since: float | None = None
         self.backoff = Backoff(base_s=0.2, cap_s=settings.history_retry_cap_s)
         self.failures = 0
@@ -138,14 +145,23 @@ class HistoryWriter:
 
     # -- writing ------------------------------------------------------------------------
 
+    async def ensure_prepared(self) -> None:
+        """Apply the migrations once (the first write, or the first retention run)."""
+        async with self.preparing:
+            if not self.prepared:
+                assert self.prepare is not None
+                await asyncio.to_thread(self.prepare)  # migrations, under yoyo's lock
+                self.prepared = True
+
     async def write(self, batch: Batch) -> None:
         """Store the batch in one transaction; raises on any database failure."""
-        if not self.prepared:
-            assert self.prepare is not None
-            await asyncio.to_thread(self.prepare)  # migrations, under yoyo's lock
-            self.prepared = True
+        await self.ensure_prepared()
         started = time.monotonic()
         async with self.pool.connection(timeout=5.0) as conn:
+            times = [q.ts for q in batch.quotes.values()]
+            for target in (QUOTES, ROLLUP):  # DDL in a short transaction of its own
+                if self.partitions.needs(target, times):
+                    await self.partitions.ensure(conn, target, times)
             stored = await store(conn, batch, self.chosen)
         # Committed: the rows are durable.
         self.chosen = stored.chosen
@@ -229,28 +245,73 @@ class HistoryWriter:
     # -- retention ----------------------------------------------------------------------
 
     async def apply_retention(self) -> int:
-        """Delete history older than the retention; the number of rows deleted."""
-        cutoff = self.clock() - timedelta(days=self.settings.rates_history_retention_days)
-        total = await delete_older(self.pool, cutoff)
-        if total:
-            log.info("retention deleted %d rows older than %s", total, cutoff.isoformat())
-        return total
+        """Keep the partitions and apply the retention; the partitions and switches removed.
+
+        Creates the partitions of the next days (and months) ahead, moves rows found in a
+        DEFAULT partition into partitions of their own, drops the partitions of quotes and
+        of the rollup older than their retention, and deletes switches older than the
+        rollup's, in chunks (the newest of each direction is kept however old).
+        """
+        now = self.clock()
+        quotes_days = self.settings.rates_history_retention_days
+        rollup_days = self.settings.rates_history_rollup_retention_days
+        self.partitions.known.clear()  # read the catalog again: someone may have changed it
+        dropped = []
+        async with self.pool.connection(timeout=5.0) as conn:
+            for target, days in ((QUOTES, quotes_days), (ROLLUP, rollup_days)):
+                await self.partitions.ensure(conn, target, target.ahead(now))
+                await self.partitions.adopt_default(conn, target)
+                if days:
+                    cutoff = now - timedelta(days=days)
+                    dropped += await self.partitions.drop_expired(conn, target, cutoff)
+        deleted = 0
+        if rollup_days:
+            deleted = await delete_old_switches(self.pool, now - timedelta(days=rollup_days))
+        if dropped or deleted:
+            log.info(
+                "retention dropped partitions %s and deleted %d switches",
+                ", ".join(dropped) or "(none)",
+                deleted,
+            )
+        return len(dropped) + deleted
 
     async def retention_loop(self) -> None:
-        if not self.settings.rates_history_retention_days:
-            return
+        """The partitions kept from the start (the days ahead exist before the first write)
+        and every ``HISTORY_RETENTION_INTERVAL_S``."""
+        failing = False
         while True:
             delay = self.settings.history_retention_interval_s
-            if self.prepared:
-                try:
-                    async with asyncio.timeout(WRITE_TIMEOUT_S * 10):
-                        await self.apply_retention()
-                except (psycopg.Error, PoolTimeout, TimeoutError, OSError) as exc:
-                    log.warning("retention failed (%s); trying again later", exc)
-                    delay = min(delay, 60.0)
-            else:
-                delay = min(delay, 1.0)  # not connected yet: the writer prepares the schema
+            try:
+                async with asyncio.timeout(WRITE_TIMEOUT_S * 10):
+                    await self.ensure_prepared()
+                    await self.apply_retention()
+                failing = False
+            except (psycopg.Error, PoolTimeout, TimeoutError, OSError, RatesError) as exc:
+                # The write path reports PostgreSQL being away: one warning per outage here.
+                report = log.debug if failing else log.warning
+                report("retention failed (%s); trying again later", exc)
+                failing = True
+                delay = min(delay, 10.0)
             await asyncio.sleep(delay)
+
+    # -- the rollup ---------------------------------------------------------------------
+
+    async def rollup_loop(self) -> None:
+        """Every ``ROLLUP_INTERVAL_S``, the bars of finished minutes into quotes_1m."""
+        failing = False
+        while True:
+            await asyncio.sleep(ROLLUP_INTERVAL_S)
+            if not self.prepared:
+                continue
+            try:
+                async with asyncio.timeout(WRITE_TIMEOUT_S):
+                    await compact_bars(self.pool, self.clock())
+                failing = False
+            except (psycopg.Error, PoolTimeout, TimeoutError, OSError) as exc:
+                # The parts wait in PostgreSQL: one warning per outage, then try again.
+                report = log.debug if failing else log.warning
+                report("compacting the 1-minute bars failed (%s); trying again later", exc)
+                failing = True
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -261,6 +322,7 @@ class HistoryWriter:
         )
         await self.consumer.start()
         retention = asyncio.create_task(self.retention_loop(), name="history-retention")
+        compaction = asyncio.create_task(self.rollup_loop(), name="history-rollup")
         log.info(
             "history writer consuming %s and %s (group %s)",
             self.topics.normalized,
@@ -282,6 +344,7 @@ class HistoryWriter:
                     await self.flush()
         finally:
             retention.cancel()
+            compaction.cancel()
             await self.close()
 
     async def close(self) -> None:

@@ -1,4 +1,6 @@
-"""The history's SQL: one transaction per batch, and the retention's chunked deletes."""
+"""The history's SQL: one transaction per batch (quotes, their 1-minute bars, switches), the
+bars' compaction, and the chunked deletes of old switches (quotes and bars are partitioned:
+pipeline/partitions.py drops them whole)."""
 
 from __future__ import annotations
 
@@ -20,23 +22,30 @@ from pipeline.history_rows import (
     quote_columns,
     switch_columns,
 )
+from pipeline.rollup import COMPACT_PARTS, INSERT_PARTS, bar_columns, minute_of, rollup
 
 log = logging.getLogger(__name__)
 
-#: Rows deleted per retention statement, so no delete holds locks for long.
+#: Switches deleted per retention statement, so no delete holds locks for long.
 RETENTION_CHUNK = 10_000
 
+# Legs arrive as on the topic and are stored compact (quote_legs_in, migration 0003). The
+# ids of the rows inserted come back: the rollup counts those, never a redelivered quote.
 INSERT_QUOTES = """
 INSERT INTO quotes (id, venue, direction, value, ts, received_at, derived_from)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::numeric[],
-                     %s::timestamptz[], %s::timestamptz[], %s::jsonb[])
-ON CONFLICT (id) DO NOTHING
+SELECT id, venue, direction, value, ts, received_at, quote_legs_in(legs)
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::numeric[],
+            %s::timestamptz[], %s::timestamptz[], %s::jsonb[])
+     AS r(id, venue, direction, value, ts, received_at, legs)
+ON CONFLICT (ts, direction, id) DO NOTHING
+RETURNING id
 """
 
 INSERT_SWITCHES = """
 INSERT INTO switches (direction, from_venue, to_venue, reason, at)
 SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])
 ON CONFLICT ON CONSTRAINT switches_once DO NOTHING
+RETURNING id
 """
 
 LAST_SWITCHES = """
@@ -46,9 +55,6 @@ FROM switches WHERE to_venue IS NOT NULL ORDER BY direction, at DESC
 
 # Deletes in chunks; the newest switch of a direction is kept however old, because it says
 # which venue is chosen (and the writer compares with it after a restart).
-DELETE_QUOTES = """
-DELETE FROM quotes WHERE id IN (SELECT id FROM quotes WHERE ts < %s LIMIT %s)
-"""
 DELETE_SWITCHES = """
 DELETE FROM switches WHERE id IN (
     SELECT s.id FROM switches s WHERE s.at < %s
@@ -71,26 +77,26 @@ class Stored:
 
 async def _insert(
     conn: psycopg.AsyncConnection[Any], table: str, sql: str, columns: Columns, rows: Sequence[Any]
-) -> int:
-    """Insert rows in one statement; the number of new rows.
+) -> list[Any]:
+    """Insert rows in one statement; the ids of the new rows (``RETURNING id``).
 
     A row PostgreSQL refuses (a NUL character, a constraint) must not block the history:
     the rows are then inserted one by one and the refused ones skipped, counted and logged.
     """
     if not rows:
-        return 0
+        return []
     try:
         async with conn.transaction():  # a savepoint
             cursor = await conn.execute(sql, columns(rows))
-            return max(cursor.rowcount, 0)
+            return [row[0] for row in await cursor.fetchall()]
     except (psycopg.DataError, psycopg.IntegrityError) as exc:
         log.warning("PostgreSQL refuses a row of %s (%s); storing one by one", table, exc)
-    stored = 0
+    stored = []
     for row in rows:
         try:
             async with conn.transaction():
                 cursor = await conn.execute(sql, columns([row]))
-                stored += max(cursor.rowcount, 0)
+                stored += [found[0] for found in await cursor.fetchall()]
         except (psycopg.DataError, psycopg.IntegrityError) as exc:
             metrics.HISTORY_BAD_RECORDS.labels(table).inc()
             log.warning("skipped a row of %s PostgreSQL refuses (%s): %r", table, exc, row)
@@ -105,15 +111,23 @@ async def store(
     ``chosen`` is the choice per direction before the batch; None reads it from the newest
     stored switches (after a start or a rebalance).
     """
-    quotes = list(batch.quotes.values())
+    # In key order, so the index grows at its right edge (densely packed pages).
+    quotes = sorted(batch.quotes.values(), key=lambda q: (q.ts, q.direction, q.id))
     async with conn.transaction():
         if chosen is None:
             cursor = await conn.execute(LAST_SWITCHES)
             rows = await cursor.fetchall()
             chosen = {direction: Chosen(venue, at) for direction, venue, at in rows}
         switches, after = derive_switches(chosen, batch.latest)
-        stored_quotes = await _insert(conn, "quotes", INSERT_QUOTES, quote_columns, quotes)
-        stored_switches = await _insert(conn, "switches", INSERT_SWITCHES, switch_columns, switches)
+        new = set(await _insert(conn, "quotes", INSERT_QUOTES, quote_columns, quotes))
+        # The bars of the quotes stored now, beside them (compacted once their minute is over).
+        bars = rollup(q for q in quotes if q.id in new)
+        if bars:
+            await conn.execute(INSERT_PARTS, bar_columns(bars))
+        stored_switches = len(
+            await _insert(conn, "switches", INSERT_SWITCHES, switch_columns, switches)
+        )
+    stored_quotes = len(new)
     metrics.HISTORY_ROWS.labels("quotes").inc(stored_quotes)
     metrics.HISTORY_ROWS.labels("switches").inc(stored_switches)
     metrics.HISTORY_DUPLICATES.labels("quotes").inc(len(quotes) - stored_quotes)
@@ -124,16 +138,24 @@ async def store(
     return Stored(switches, after)
 
 
-async def delete_older(pool: AsyncConnectionPool[Any], cutoff: datetime) -> int:
-    """Delete quotes and switches older than ``cutoff``, in chunks; the rows deleted."""
+async def compact_bars(pool: AsyncConnectionPool[Any], now: datetime) -> int:
+    """Merge the bars of finished minutes (and of minutes ahead of ``now``) into quotes_1m;
+    the bars written."""
+    async with pool.connection(timeout=5.0) as conn, conn.transaction():
+        cursor = await conn.execute(COMPACT_PARTS, {"finished": minute_of(now), "now": now})
+        written = int(max(cursor.rowcount, 0))
+    metrics.HISTORY_ROWS.labels("quotes_1m").inc(written)
+    return written
+
+
+async def delete_old_switches(pool: AsyncConnectionPool[Any], cutoff: datetime) -> int:
+    """Delete switches older than ``cutoff`` (but the newest of each direction), in chunks."""
     total = 0
-    for table, statement in (("quotes", DELETE_QUOTES), ("switches", DELETE_SWITCHES)):
-        while True:
-            async with pool.connection(timeout=5.0) as conn, conn.transaction():
-                cursor = await conn.execute(statement, (cutoff, RETENTION_CHUNK))
-                deleted = max(cursor.rowcount, 0)
-            metrics.HISTORY_RETENTION_DELETED.labels(table).inc(deleted)
-            total += deleted
-            if deleted < RETENTION_CHUNK:
-                break
-    return total
+    while True:
+        async with pool.connection(timeout=5.0) as conn, conn.transaction():
+            cursor = await conn.execute(DELETE_SWITCHES, (cutoff, RETENTION_CHUNK))
+            deleted = int(max(cursor.rowcount, 0))
+        metrics.HISTORY_RETENTION_DELETED.labels("switches").inc(deleted)
+        total += deleted
+        if deleted < RETENTION_CHUNK:
+            return total

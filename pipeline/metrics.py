@@ -82,3 +82,8 @@ HISTORY_NEWEST = Gauge(
 HISTORY_RETENTION_DELETED = Counter(
     "rates_history_retention_deleted_total", "Rows deleted by the retention", ["table"]
 )
+HISTORY_PARTITIONS = Counter(
+    "rates_history_partitions_total",
+    "Partitions created (ahead, or for a batch) and dropped (retention), by table",
+    ["table", "action"],
+)

@@ -1,6 +1,7 @@
 """Pure normalization: a raw venue frame into quotes of the configured directions.
 
-Venue parsers return quotes of the venue's markets (``BTC-USDT``). Each configured
+Venue parsers return market quotes (``MarketQuote``: a price of a venue market such as
+``BTC-USDT``); this module turns them into ``Quote`` records of directions. Each configured
 direction ``X-USD`` is served by one route per venue, chosen from the markets the venue has:
 
 - ``X-USD`` itself (Kraken, Coinbase, CoinGecko);
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from connectors.venues.base import Venue
+from connectors.venues.base import MarketQuote, Venue
 from pipeline.health import Health, Policy, age_s, reference_fresh
 from schemas.errors import FrameError
 from schemas.records import Leg, Quote, RawFrame
@@ -149,30 +150,52 @@ def _leg(quote: Quote) -> Leg:
     return Leg(quote.venue, quote.direction, quote.value, quote.ts)
 
 
-def _relabel(source: Quote, direction: str, value: Decimal, legs: tuple[Leg, ...] | None) -> Quote:
-    return replace(
-        source, direction=direction, value=value, id=f"{source.id}/{direction}", derived_from=legs
+def _market_leg(source: MarketQuote) -> Leg:
+    """A market quote as the leg of a derived quote (the leg's ``direction`` is the market)."""
+    return Leg(source.venue, source.market, source.value, source.ts)
+
+
+def _reference_quote(source: MarketQuote) -> Quote:
+    """A reference market quote as it goes to rates.reference: direction = the market."""
+    return Quote(
+        source.venue, source.market, source.value, source.ts, source.received_at, source.id
+    )
+
+
+def _quote(
+    source: MarketQuote, direction: str, value: Decimal, legs: tuple[Leg, ...] | None
+) -> Quote:
+    """The quote of ``direction`` a market quote yields; its id extends the market quote's."""
+    return Quote(
+        venue=source.venue,
+        direction=direction,
+        value=value,
+        ts=source.ts,
+        received_at=source.received_at,
+        id=f"{source.id}/{direction}",
+        derived_from=legs,
     )
 
 
 def _references(
-    market_quotes: Sequence[Quote], policy: Policy, conversion: Conversion
+    market_quotes: Sequence[MarketQuote], policy: Policy, conversion: Conversion
 ) -> list[Quote]:
-    """Reference quotes carried by one frame."""
+    """Reference quotes carried by one frame (their ``direction`` is the reference market)."""
     found = []
-    by_market = {q.direction: q for q in market_quotes}
+    by_market = {q.market: q for q in market_quotes}
     for q in market_quotes:
-        if q.direction == USD_RUB and q.venue in policy.reference_priority:
-            found.append(q)
+        if q.market == USD_RUB and q.venue in policy.reference_priority:
+            found.append(_reference_quote(q))
     rub, usd = by_market.get(USDT_RUB), by_market.get(USDT_USD)
     if rub is not None and usd is not None and rub.venue in policy.reference_priority:
         # A source quoting USDT in both currencies (CoinGecko): its USD-RUB is their ratio.
-        found.append(_relabel(rub, USD_RUB, round8(rub.value / usd.value), (_leg(rub), _leg(usd))))
+        legs = (_market_leg(rub), _market_leg(usd))
+        found.append(_quote(rub, USD_RUB, round8(rub.value / usd.value), legs))
     if not conversion.usdt_as_usd:
         if usd is not None:
-            found.append(usd)
+            found.append(_reference_quote(usd))
         elif (usdc := by_market.get(USDC_USDT)) is not None:
-            found.append(_relabel(usdc, USDT_USD, round8(1 / usdc.value), (_leg(usdc),)))
+            found.append(_quote(usdc, USDT_USD, round8(1 / usdc.value), (_market_leg(usdc),)))
     return found
 
 
@@ -202,19 +225,18 @@ def normalize(
     usd_rub: Quote | None = None
     quotes: list[Quote] = []
     for source in market_quotes:
-        for target in plan.get(source.direction, ()):
+        for target in plan.get(source.market, ()):
             if target.route is Route.DIRECT:
-                quote = _relabel(source, target.direction, source.value, None)
+                quote = _quote(source, target.direction, source.value, None)
             elif target.route is Route.INVERT:
-                quote = _relabel(
-                    source, target.direction, round8(1 / source.value), (_leg(source),)
-                )
+                inverted = round8(1 / source.value)
+                quote = _quote(source, target.direction, inverted, (_market_leg(source),))
             else:
                 usdt = references.usdt_usd(venue.name, health, now, policy)
                 if usdt is None:
                     continue  # cannot convert yet: never invent a USDT-USD of 1
                 value = round8(source.value * usdt.value)
-                quote = _relabel(source, target.direction, value, (_leg(source), _leg(usdt)))
+                quote = _quote(source, target.direction, value, (_market_leg(source), _leg(usdt)))
             if conversion.emits(quote.direction):
                 quotes.append(quote)
             base = split(quote.direction)[0]
@@ -226,15 +248,7 @@ def normalize(
                 if usd_rub is None:
                     continue  # no usable reference: no RUB rate rather than a wrong one
             legs = (_leg(quote), _leg(usd_rub))
-            quotes.append(
-                replace(
-                    source,
-                    direction=rub_direction,
-                    value=round8(quote.value * usd_rub.value),
-                    id=f"{source.id}/{rub_direction}",
-                    derived_from=legs,
-                )
-            )
+            quotes.append(_quote(source, rub_direction, round8(quote.value * usd_rub.value), legs))
     return Normalized(quotes, refs)
 
 

@@ -125,9 +125,16 @@ class HistorySettings(CommonSettings):
         description="longest wait between writes while PostgreSQL is unreachable",
     )
     rates_history_retention_days: int = Field(
-        default=30,
+        default=1,
         ge=0,
-        description="quotes and switches older than this (venue time) are deleted; 0 keeps all",
+        description="every quote is kept this many days (venue time), then its day's partition "
+        "is dropped; 0 keeps all",
+    )
+    rates_history_rollup_retention_days: int = Field(
+        default=365,
+        ge=0,
+        description="the 1-minute bars (per direction and venue) and the venue switches are kept "
+        "this many days; 0 keeps all",
     )
     history_retention_interval_s: float = Field(
         default=3600, gt=0, description="how often the history writer applies the retention"

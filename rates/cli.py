@@ -239,7 +239,7 @@ def _venues(names: Sequence[str], option: str) -> list[str]:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from pipeline import replay
+    from pipeline.replay.record import record
 
     settings = load(CommonSettings)
     venues = _venues(args.venues or settings.rates_venues, "--venues")
@@ -255,13 +255,15 @@ def cmd_record(args: argparse.Namespace) -> int:
             settings.topics.all(venues),
             settings.rates_partitions,
         )
-        await replay.record(settings, path, venues, args.duration)
+        await record(settings, path, venues, args.duration)
 
     return _run(main())
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from pipeline import replay
+    from pipeline.replay.from_broker import replay_broker
+    from pipeline.replay.from_file import replay_file
+    from pipeline.replay.recording import Recording
 
     settings = load(CommonSettings)
     prefix = (
@@ -280,7 +282,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     else:
         if args.path is None or args.since or args.until:
             raise ConfigError("give a recording PATH, or --from-kafka with --since and --until")
-        recording = replay.Recording(Path(args.path))
+        recording = Recording(Path(args.path))
         venues = _venues(recording.header.venues, f"the venues of {args.path}")
     logs.configure(settings.log_level)
 
@@ -297,10 +299,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
             prefix,
         )
         if recording is None:
-            await replay.replay_broker(settings, venues, args.since, args.until, prefix, args.speed)
+            await replay_broker(settings, venues, args.since, args.until, prefix, args.speed)
         else:
             try:
-                await replay.replay_file(settings, recording, prefix, args.speed)
+                await replay_file(settings, recording, prefix, args.speed)
             finally:
                 recording.close()
         if args.hold:
@@ -311,7 +313,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _speed(text: str) -> float | None:
-    from pipeline.replay import parse_speed
+    from pipeline.replay.timing import parse_speed
 
     try:
         return parse_speed(text)

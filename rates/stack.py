@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.replay import Recording
+from pipeline.replay.recording import Recording
 from rates import embedded, migrate
 from rates.kafka import ensure_topics, wait_for_broker
 from rates.plan import (

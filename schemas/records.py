@@ -227,8 +227,8 @@ class Leg:
 class Quote:
     """One price of one direction at one venue (``rates.normalized``, key: direction).
 
-    Venue parsers emit quotes whose ``direction`` is the venue market in canonical asset
-    codes (``BTC-USDT``); normalization maps them to the configured directions.
+    On ``rates.reference`` the same record carries a reference: its ``direction`` is the
+    reference market (``USD-RUB``, ``USDT-USD``).
     """
 
     venue: str

@@ -9,10 +9,18 @@ from api import models
 from api.answers import Answer, respond
 from api.dependencies import AskedDirections, Clock, CurrentSnapshot, HistoryStore, Now, Settings
 from api.history import make_query
-from api.models import NOT_MODIFIED, UNKNOWN_DIRECTION, CoursesV2, HistoryPage, VenuesV2
+from api.models import (
+    NOT_MODIFIED,
+    UNKNOWN_DIRECTION,
+    CoursesV2,
+    HistoryBars,
+    HistoryPage,
+    VenuesV2,
+)
 from api.params import (
     DEFAULT_LIMIT,
     HistoryDirection,
+    HistoryResolution,
     IfNoneMatch,
     LastEventId,
     Limit,
@@ -103,21 +111,26 @@ async def venues(
 
 @router.get(
     "/courses/history",
-    response_model=HistoryPage,
-    summary="Stored quotes of one direction, oldest first, in pages",
+    response_model=HistoryPage | HistoryBars,
+    summary="Stored quotes of one direction, or their 1-minute bars, oldest first, in pages",
     description=(
-        "Every quote of every venue stored for the direction with `since <= ts < until`, "
-        "ordered by venue time. Follow `next_cursor` for the next page. Read from "
-        "PostgreSQL; when it is away this endpoint answers 503 and the others keep serving."
+        "`resolution=raw` (the default): every quote of every venue stored for the direction "
+        "with `since <= ts < until`, ordered by venue time (kept "
+        "`RATES_HISTORY_RETENTION_DAYS`). `resolution=1m`: per minute and venue, the open, "
+        "high, low and close of those quotes and their count, for the minutes starting in "
+        "`[since, until)` (kept `RATES_HISTORY_ROLLUP_RETENTION_DAYS`). Follow `next_cursor` "
+        "for the next page. Read from PostgreSQL; when it is away this endpoint answers 503 "
+        "and the others keep serving."
     ),
     responses={
         200: {"headers": models.CACHE_HEADERS},
         304: NOT_MODIFIED,
         422: models.error(
-            "bad direction, time, limit or cursor",
+            "bad direction, time, limit, cursor or resolution",
             since="since='yesterday' is not an RFC 3339 time with an offset, "
             "e.g. 2026-11-24T16:00:00Z",
             cursor="cursor is not one this API returned: pass next_cursor unchanged",
+            resolution="resolution: Input should be 'raw' or '1m'",
         ),
         503: models.unavailable(
             "PostgreSQL is not configured or does not answer",
@@ -134,8 +147,9 @@ async def history(
     until: Until = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: PageCursor = None,
+    resolution: HistoryResolution = "raw",
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     wanted = parse_history_direction(direction, snapshot.directions)
-    query = make_query(wanted, since, until, limit, cursor)
+    query = make_query(wanted, since, until, limit, cursor, resolution)
     return respond(Answer.ok(await store.fetch(query)), if_none_match)

@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 import orjson
 
 from schemas.errors import FrameError, UnknownSymbol
-from schemas.records import Quote
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -41,6 +40,24 @@ class Frame:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketQuote:
+    """One price of one venue market, as a parser reads it from a frame.
+
+    ``market`` is the venue's market in canonical asset codes (``BTC-USDT``), not yet a
+    configured direction: normalization (pipeline/normalize.py) maps markets to directions.
+    """
+
+    venue: str
+    market: str
+    value: Decimal
+    #: The venue's event time, or the receive time when the venue gives none.
+    ts: datetime
+    received_at: datetime
+    #: Unique per quote: the venue's trade or sequence id, else a hash (``quote_id``).
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     """A message the client must send on a timer to keep the connection."""
 
@@ -49,7 +66,7 @@ class Heartbeat:
 
 
 @dataclass(frozen=True, slots=True)
-class Rate:
+class RateLimit:
     """At most ``count`` events per ``per_s`` seconds (bursts up to ``count`` allowed)."""
 
     count: int
@@ -87,7 +104,7 @@ class WebsocketVenue:
     #: Messages to send after connecting, in order.
     subscribe: Callable[[Sequence[str]], Sequence[str]]
     classify: Callable[[str], Frame]
-    parse: Callable[[str, datetime], list[Quote]]
+    parse: Callable[[str, datetime], list[MarketQuote]]
     heartbeat: Heartbeat | None = None
     #: No frame at all for this long means the connection is dead.
     silence_limit_s: float = 3.0
@@ -99,7 +116,7 @@ class WebsocketVenue:
     #: Client messages per second the venue tolerates on one connection.
     max_messages_per_s: float = 5.0
     #: Connection attempts the venue tolerates (per IP).
-    max_connects: Rate = Rate(1, 1.0)
+    max_connects: RateLimit = RateLimit(1, 1.0)
     symbol_check: SymbolCheck | None = None
 
 
@@ -127,10 +144,10 @@ class PollingVenue:
     #: The URL to GET for these symbols, given the configured URL.
     request_url: Callable[[str, Sequence[str]], str]
     classify: Callable[[str], Frame]
-    parse: Callable[[str, datetime], list[Quote]]
+    parse: Callable[[str, datetime], list[MarketQuote]]
     auth: Auth | None = None
     #: Requests the venue tolerates; a shorter poll interval is warned about at start.
-    max_requests: Rate | None = None
+    max_requests: RateLimit | None = None
 
     @staticmethod
     def silence_limit(interval_s: float) -> float:
@@ -152,14 +169,14 @@ def missing_symbols(wanted: Sequence[str], listed: Mapping[str, bool]) -> list[t
 
 
 def unquoted(
-    wanted: Sequence[str], markets: Mapping[str, str], quotes: Sequence[Quote]
+    wanted: Sequence[str], markets: Mapping[str, str], quotes: Sequence[MarketQuote]
 ) -> list[tuple[str, str]]:
     """(symbol, why) for each wanted symbol a polled answer has no price for.
 
     A REST source answers what it knows and leaves out the rest (CoinGecko omits an unknown
     coin id or currency, CBR's document a currency it does not set), so the answer is the list.
     """
-    quoted = {quote.direction for quote in quotes}
+    quoted = {quote.market for quote in quotes}
     return [(symbol, "is not quoted") for symbol in wanted if markets[symbol] not in quoted]
 
 
@@ -288,11 +305,11 @@ def make_quote(
     ts: datetime,
     received_at: datetime,
     ident: str | None = None,
-) -> Quote:
-    """A quote; its id is ``ident`` (from a venue trade or sequence id) or else a hash."""
-    return Quote(
+) -> MarketQuote:
+    """A market quote; its id is ``ident`` (from a venue trade or sequence id) or else a hash."""
+    return MarketQuote(
         venue=venue,
-        direction=market,
+        market=market,
         value=value,
         ts=ts,
         received_at=received_at,
@@ -308,13 +325,13 @@ def quote_id(venue: str, symbol: str, ts: datetime, value: Decimal) -> str:
     return f"{venue}:{symbol}:h{digest}"
 
 
-def collect(items: Iterable[T], one: Callable[[T], Quote | None]) -> list[Quote]:
+def collect(items: Iterable[T], one: Callable[[T], MarketQuote | None]) -> list[MarketQuote]:
     """The quotes of a frame's entries.
 
     An entry for an unknown symbol is skipped when the frame carries known ones too (their
     data is never lost); a frame of unknown symbols only raises UnknownSymbol.
     """
-    quotes: list[Quote] = []
+    quotes: list[MarketQuote] = []
     unknown: UnknownSymbol | None = None
     for item in items:
         try:

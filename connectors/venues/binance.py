@@ -13,7 +13,8 @@ from datetime import datetime
 from connectors.venues.base import (
     Frame,
     FrameKind,
-    Rate,
+    MarketQuote,
+    RateLimit,
     SymbolCheck,
     WebsocketVenue,
     collect,
@@ -25,7 +26,6 @@ from connectors.venues.base import (
     price,
 )
 from schemas.errors import FrameError, UnknownSymbol
-from schemas.records import Quote
 
 NAME = "binance"
 
@@ -74,7 +74,7 @@ def classify(frame: str) -> Frame:
     return Frame(FrameKind.MALFORMED, NAME)
 
 
-def _event(data: object, received_at: datetime) -> Quote | None:
+def _event(data: object, received_at: datetime) -> MarketQuote | None:
     if not isinstance(data, dict):
         raise FrameError("binance: event is not an object")
     event = data.get("e")
@@ -113,7 +113,7 @@ def _int(value: object, what: str) -> int:
     return value
 
 
-def parse(frame: str, received_at: datetime) -> list[Quote]:
+def parse(frame: str, received_at: datetime) -> list[MarketQuote]:
     """Quotes carried by one frame; [] for acks and notices; FrameError when malformed."""
     msg = load_json(frame, NAME)
     if not isinstance(msg, dict):
@@ -156,6 +156,6 @@ VENUE = WebsocketVenue(
     max_lifetime_s=24 * 3600.0,
     rotate_setting="binance_rotate_after_s",
     max_messages_per_s=5.0,
-    max_connects=Rate(300, 300.0),
+    max_connects=RateLimit(300, 300.0),
     symbol_check=SymbolCheck("binance_api_url", symbol_paths, listed),
 )

@@ -17,7 +17,8 @@ from connectors.venues.base import (
     Frame,
     FrameKind,
     Heartbeat,
-    Rate,
+    MarketQuote,
+    RateLimit,
     SymbolCheck,
     WebsocketVenue,
     json_object,
@@ -30,7 +31,6 @@ from connectors.venues.base import (
     same_url,
 )
 from schemas.errors import FrameError
-from schemas.records import Quote
 
 NAME = "bybit"
 
@@ -69,7 +69,7 @@ def classify(frame: str) -> Frame:
     return Frame(FrameKind.MALFORMED, NAME)
 
 
-def parse(frame: str, received_at: datetime) -> list[Quote]:
+def parse(frame: str, received_at: datetime) -> list[MarketQuote]:
     """The quote of a tickers push; [] for acks and pongs."""
     msg = load_json(frame, NAME)
     if not isinstance(msg, dict):
@@ -115,6 +115,6 @@ VENUE = WebsocketVenue(
     heartbeat=Heartbeat('{"req_id":"ping","op":"ping"}', 20.0),
     silence_limit_s=3.0,
     max_messages_per_s=5.0,
-    max_connects=Rate(500, 300.0),
+    max_connects=RateLimit(500, 300.0),
     symbol_check=SymbolCheck("bybit_api_url", symbol_paths, listed),
 )

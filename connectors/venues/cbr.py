@@ -16,13 +16,13 @@ from decimal import Decimal
 from connectors.venues.base import (
     Frame,
     FrameKind,
+    MarketQuote,
     PollingVenue,
     make_quote,
     price,
     same_url,
 )
 from schemas.errors import FrameError, UnknownSymbol
-from schemas.records import Quote
 
 NAME = "cbr"
 
@@ -66,7 +66,7 @@ def _rate(valute: ET.Element, code: str) -> Decimal:
     return value if nominal == 1 else value / nominal
 
 
-def parse(frame: str, received_at: datetime) -> list[Quote]:
+def parse(frame: str, received_at: datetime) -> list[MarketQuote]:
     """USD-RUB (Value / Nominal) at midnight Moscow time of the document's date."""
     root = _document(frame)
     ts = _date(root)

@@ -17,7 +17,8 @@ import orjson
 from connectors.venues.base import (
     Frame,
     FrameKind,
-    Rate,
+    MarketQuote,
+    RateLimit,
     SymbolCheck,
     WebsocketVenue,
     collect,
@@ -30,7 +31,6 @@ from connectors.venues.base import (
     same_url,
 )
 from schemas.errors import FrameError
-from schemas.records import Quote
 
 NAME = "coinbase"
 
@@ -79,13 +79,13 @@ def classify(frame: str) -> Frame:
     return Frame(FrameKind.MALFORMED, NAME)
 
 
-def _ticker(item: object, ts: datetime, received_at: datetime) -> Quote:
+def _ticker(item: object, ts: datetime, received_at: datetime) -> MarketQuote:
     entry, product, market = lookup(item, "product_id", MARKETS, NAME)
     value = price(entry.get("price"), "coinbase ticker price")
     return make_quote(NAME, product, market, value, ts, received_at)
 
 
-def parse(frame: str, received_at: datetime) -> list[Quote]:
+def parse(frame: str, received_at: datetime) -> list[MarketQuote]:
     """Quotes of a ticker message; [] for acks, heartbeats and errors."""
     msg = load_json(frame, NAME)
     if not isinstance(msg, dict):
@@ -132,6 +132,6 @@ VENUE = WebsocketVenue(
     heartbeat=None,  # the heartbeats channel keeps the connection open
     silence_limit_s=3.0,
     max_messages_per_s=5.0,
-    max_connects=Rate(8, 1.0),
+    max_connects=RateLimit(8, 1.0),
     symbol_check=SymbolCheck("coinbase_api_url", symbol_paths, listed),
 )

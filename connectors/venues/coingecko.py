@@ -17,8 +17,9 @@ from connectors.venues.base import (
     Auth,
     Frame,
     FrameKind,
+    MarketQuote,
     PollingVenue,
-    Rate,
+    RateLimit,
     collect,
     json_object,
     load_json_exact,
@@ -27,7 +28,6 @@ from connectors.venues.base import (
     seconds,
 )
 from schemas.errors import FrameError, UnknownSymbol
-from schemas.records import Quote
 
 NAME = "coingecko"
 
@@ -90,7 +90,7 @@ def _entries(msg: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     return found
 
 
-def _quote(entry: tuple[str, Any, Any], received_at: datetime) -> Quote | None:
+def _quote(entry: tuple[str, Any, Any], received_at: datetime) -> MarketQuote | None:
     symbol, value, updated = entry
     market = MARKETS.get(symbol)
     if market is None:
@@ -102,7 +102,7 @@ def _quote(entry: tuple[str, Any, Any], received_at: datetime) -> Quote | None:
     return make_quote(NAME, symbol, market, amount, ts, received_at)
 
 
-def parse(frame: str, received_at: datetime) -> list[Quote]:
+def parse(frame: str, received_at: datetime) -> list[MarketQuote]:
     """One quote per coin and currency in a ``/simple/price`` answer; [] for error bodies."""
     msg = load_json_exact(frame, NAME)
     if not isinstance(msg, dict):
@@ -126,5 +126,5 @@ VENUE = PollingVenue(
         headers={"demo": "x-cg-demo-api-key", "pro": "x-cg-pro-api-key"},
     ),
     # The demo plan: 30 calls a minute (docs have said 30 to 100 over time).
-    max_requests=Rate(30, 60.0),
+    max_requests=RateLimit(30, 60.0),
 )

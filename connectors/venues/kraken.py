@@ -17,7 +17,8 @@ import orjson
 from connectors.venues.base import (
     Frame,
     FrameKind,
-    Rate,
+    MarketQuote,
+    RateLimit,
     SymbolCheck,
     WebsocketVenue,
     collect,
@@ -32,7 +33,6 @@ from connectors.venues.base import (
     same_url,
 )
 from schemas.errors import FrameError
-from schemas.records import Quote
 
 NAME = "kraken"
 
@@ -72,7 +72,7 @@ def classify(frame: str) -> Frame:
     return Frame(FrameKind.MALFORMED, NAME)
 
 
-def _ticker(item: object, received_at: datetime) -> Quote | None:
+def _ticker(item: object, received_at: datetime) -> MarketQuote | None:
     entry, symbol, market = lookup(item, "symbol", MARKETS, NAME)
     if "last" not in entry:
         return None  # an update that leaves the last price unchanged
@@ -82,7 +82,7 @@ def _ticker(item: object, received_at: datetime) -> Quote | None:
     return make_quote(NAME, symbol, market, value, ts, received_at)
 
 
-def parse(frame: str, received_at: datetime) -> list[Quote]:
+def parse(frame: str, received_at: datetime) -> list[MarketQuote]:
     """Quotes of a ticker frame; [] for status, acks, pongs and heartbeats."""
     msg: Any = load_json_exact(frame, NAME)
     if not isinstance(msg, dict):
@@ -127,6 +127,6 @@ VENUE = WebsocketVenue(
     heartbeat=None,  # the server sends heartbeats; no client keep-alive is needed
     silence_limit_s=3.0,
     max_messages_per_s=5.0,
-    max_connects=Rate(150, 600.0),
+    max_connects=RateLimit(150, 600.0),
     symbol_check=SymbolCheck("kraken_api_url", symbol_paths, listed),
 )

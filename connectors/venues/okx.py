@@ -18,7 +18,8 @@ from connectors.venues.base import (
     Frame,
     FrameKind,
     Heartbeat,
-    Rate,
+    MarketQuote,
+    RateLimit,
     SymbolCheck,
     WebsocketVenue,
     collect,
@@ -32,7 +33,6 @@ from connectors.venues.base import (
     same_url,
 )
 from schemas.errors import FrameError
-from schemas.records import Quote
 
 NAME = "okx"
 
@@ -71,14 +71,14 @@ def classify(frame: str) -> Frame:
     return Frame(FrameKind.MALFORMED, NAME)
 
 
-def _ticker(item: object, received_at: datetime) -> Quote:
+def _ticker(item: object, received_at: datetime) -> MarketQuote:
     entry, inst, market = lookup(item, "instId", MARKETS, NAME)
     value = price(entry.get("last"), "okx ticker last")
     ts = millis(entry.get("ts"), "okx ticker ts")
     return make_quote(NAME, inst, market, value, ts, received_at)
 
 
-def parse(frame: str, received_at: datetime) -> list[Quote]:
+def parse(frame: str, received_at: datetime) -> list[MarketQuote]:
     """Quotes of a tickers push; [] for pongs, acks and notices."""
     if frame == "pong":
         return []
@@ -119,6 +119,6 @@ VENUE = WebsocketVenue(
     heartbeat=Heartbeat("ping", 20.0),  # OKX closes connections quiet for 30 s
     silence_limit_s=3.0,
     max_messages_per_s=5.0,
-    max_connects=Rate(3, 1.0),
+    max_connects=RateLimit(3, 1.0),
     symbol_check=SymbolCheck("okx_api_url", symbol_paths, listed),
 )

@@ -395,6 +395,7 @@ def test_history_pages_through_a_window(servers: Servers) -> None:
         ({"direction": "BTC-USD", "limit": 1001}, "limit: Input should be less than or equal"),
         ({"direction": "BTC-USD", "limit": "many"}, "limit: Input should be a valid integer"),
         ({"direction": "BTC-USD", "cursor": "nope"}, "cursor is not one this API returned"),
+        ({"direction": "BTC-USD", "resolution": "1h"}, "resolution: Input should be 'raw' or '1m'"),
         ({"direction": "BTC-USD,ETH-USD"}, "one direction at a time"),
         ({"direction": "BTC-EUR"}, "valid directions"),
         ({}, "direction: Field required"),

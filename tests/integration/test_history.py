@@ -102,6 +102,7 @@ def test_a_killed_writer_loses_nothing_and_stores_nothing_twice(
         HISTORY_BATCH_SIZE="500",
         HISTORY_FLUSH_INTERVAL_S="0.1",
         HISTORY_RETENTION_INTERVAL_S="1",
+        RATES_HISTORY_ROLLUP_RETENTION_DAYS="30",  # the switches' retention
     )
     first = procs.start("history-1", ["history"], env)
 

@@ -15,7 +15,7 @@ import psutil
 from devtools.environment import clean_env
 from devtools.processes import Procs
 from devtools.waiting import wait_until
-from pipeline.replay import Recording
+from pipeline.replay.recording import Recording
 from rates.embedded import free_port
 from schemas.records import Quote, RawFrame, format_time
 from schemas.topics import Topics

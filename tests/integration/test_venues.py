@@ -339,7 +339,7 @@ def test_everything_published_decodes(stack: Stack) -> None:
             assert module.classify(raw.frame).kind is not FrameKind.MALFORMED, raw.frame
             by_conn.setdefault(raw.conn, []).append(raw)
             try:
-                markets |= {q.direction for q in module.parse(raw.frame, raw.received_at)}
+                markets |= {q.market for q in module.parse(raw.frame, raw.received_at)}
             except UnknownSymbol:
                 unknown += 1
             except FrameError as exc:  # pragma: no cover - the assertion explains

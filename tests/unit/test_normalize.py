@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from connectors import registry
-from connectors.venues.base import Frame, FrameKind, WebsocketVenue, quote_id
+from connectors.venues.base import Frame, FrameKind, MarketQuote, WebsocketVenue, quote_id
 from pipeline.health import Health, Policy, VenueHealth
 from pipeline.normalize import Conversion, References, Route, Target, normalize, round8
 from schemas.errors import FrameError, UnknownSymbol
@@ -29,9 +29,9 @@ KRAKEN = frozenset({"BTC-USD", "ETH-USD", "USDT-USD", "BTC-USDT"})
 def fake_venue(name: str, markets: Sequence[str]) -> WebsocketVenue:
     """A venue whose frames are JSON lists of [market, value, id]."""
 
-    def parse(frame: str, received_at: datetime) -> list[Quote]:
+    def parse(frame: str, received_at: datetime) -> list[MarketQuote]:
         return [
-            Quote(name, market, Decimal(value), received_at, received_at, f"{name}:{ident}")
+            MarketQuote(name, market, Decimal(value), received_at, received_at, f"{name}:{ident}")
             for market, value, ident in orjson.loads(frame)
         ]
 
@@ -213,11 +213,11 @@ def test_bad_frames(clock: Clock) -> None:
         )
 
 
-def _priced_without_time(frame: str, received_at: datetime) -> list[Quote]:
+def _priced_without_time(frame: str, received_at: datetime) -> list[MarketQuote]:
     """A venue that gives no event time: ts is the receive time, the id a hash of it."""
     value = Decimal(frame)
     qid = quote_id("tsless", "BTCUSDT", received_at, value)
-    return [Quote("tsless", "BTC-USD", value, received_at, received_at, qid)]
+    return [MarketQuote("tsless", "BTC-USD", value, received_at, received_at, qid)]
 
 
 def test_a_replayed_frame_keeps_its_original_time_and_id_but_is_fresh(clock: Clock) -> None:

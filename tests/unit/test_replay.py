@@ -1,25 +1,19 @@
-"""Recording files, pacing and the pure helpers of record/replay."""
+"""Recording files, pacing, the progress bar and the pure helpers of record/replay."""
 
 from __future__ import annotations
 
 import gzip
+import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from aiokafka.structs import OffsetAndTimestamp
 
-from pipeline.replay import (
-    Entry,
-    Header,
-    Pacer,
-    Recording,
-    RecordingWriter,
-    Reorder,
-    clamp_start,
-    parse_speed,
-    replayed,
-)
+from pipeline.replay.from_broker import clamp_start
+from pipeline.replay.publisher import advance, progress_bar, replayed
+from pipeline.replay.recording import Entry, Header, Recording, RecordingWriter
+from pipeline.replay.timing import Pacer, Reorder, parse_speed
 from schemas.errors import ConfigError, RecordError
 from schemas.records import RawFrame
 
@@ -41,6 +35,7 @@ def test_a_recording_reads_back_what_was_written(tmp_path: Path) -> None:
     assert recording.header == Header(("binance",), T, "test")
     assert list(recording.entries()) == written
     assert recording.progress() == 1.0
+    assert recording.position() == recording.size == path.stat().st_size
     assert not recording.truncated
     recording.close()
     with pytest.raises(ConfigError, match="exists"):
@@ -134,3 +129,21 @@ def test_offsets_for_times_are_clamped() -> None:
     assert clamp_start(OffsetAndTimestamp(7, 1_795_536_000_000)) == 7
     assert clamp_start(None) is None  # Kafka: nothing after that time
     assert clamp_start(OffsetAndTimestamp(0, -1)) is None  # Tansu's answer for the same
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_is_shown_on_a_terminal_only() -> None:
+    for stream in (Terminal(), io.StringIO()):
+        with progress_bar(2000, "B", stream) as bar:
+            advance(bar, 500, 7)
+            advance(bar, 2000, 9)
+        if stream.isatty():
+            last = stream.getvalue().rstrip("\n").split("\r")[-1]
+            assert last.startswith("replay: 100%")
+            assert "2.00k/2.00k" in last and last.endswith("B/s, 9 frames]")
+        else:
+            assert stream.getvalue() == ""

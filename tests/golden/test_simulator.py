@@ -57,7 +57,7 @@ def check(venue_name: str, text: str) -> tuple[FrameKind, set[str]]:
     quotes = venue.parse(text, RECEIVED_AT)
     if kind is not FrameKind.DATA:
         assert quotes == [], text
-    return kind, {q.direction for q in quotes}
+    return kind, {q.market for q in quotes}
 
 
 async def read_until(

@@ -1,8 +1,8 @@
-"""Recorded venue frames through every parser, against golden quotes.
+"""Golden frames: recorded venue frames through every parser, against the quotes expected.
 
 Each venue has ``frames/<venue>.jsonl``: verbatim frames from the documented formats
 (shared/exchanges.md), each with the frame kind the connection loop must see and either
-the quotes ``parse()`` must return or the error it must raise.
+the market quotes ``parse()`` must return or the error it must raise.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from connectors import registry
 from connectors.simulator.base import SimVenue, Subscription
 from connectors.simulator.market import Market
 from connectors.simulator.server import SIMULATED
-from connectors.venues.base import FrameKind, Venue
+from connectors.venues.base import FrameKind, MarketQuote, Venue
 from schemas import errors
-from schemas.records import parse_time
+from schemas.records import format_decimal, format_time, parse_time
 
 FRAMES = Path(__file__).parent / "frames"
 RECEIVED_AT = datetime(2026, 11, 24, 16, tzinfo=UTC)
@@ -43,6 +43,18 @@ def test_every_venue_has_recorded_frames() -> None:
         assert (FRAMES / f"{venue}.jsonl").exists(), venue
 
 
+def as_dict(quote: MarketQuote) -> dict[str, str]:
+    """A market quote as the golden files write it: the value with every digit it came with."""
+    return {
+        "venue": quote.venue,
+        "market": quote.market,
+        "value": format_decimal(quote.value),
+        "ts": format_time(quote.ts),
+        "received_at": format_time(quote.received_at),
+        "id": quote.id,
+    }
+
+
 @pytest.mark.parametrize(("venue_name", "case"), cases())
 def test_recorded_frame(venue_name: str, case: dict[str, Any]) -> None:
     venue = registry.VENUES[venue_name]
@@ -52,9 +64,7 @@ def test_recorded_frame(venue_name: str, case: dict[str, Any]) -> None:
         with pytest.raises(getattr(errors, case["error"])):
             venue.parse(case["frame"], received_at)
         return
-    quotes = [q.to_dict() for q in venue.parse(case["frame"], received_at)]
-    for q in quotes:
-        q.pop("v")
+    quotes = [as_dict(q) for q in venue.parse(case["frame"], received_at)]
     assert quotes == case["quotes"]
 
 
@@ -76,8 +86,8 @@ def test_simulator_output_passes_the_same_parsers(venue_name: str) -> None:
         assert venue.classify(frame).kind is FrameKind.DATA
         for quote in venue.parse(frame, RECEIVED_AT):
             assert quote.venue == venue_name
-            assert quote.direction not in seen, "one quote per market and tick"
-            seen[quote.direction] = quote.value
+            assert quote.market not in seen, "one quote per market and tick"
+            seen[quote.market] = quote.value
     assert seen == {m: sim.venue_price(m) for m in venue.markets.values()}
 
 

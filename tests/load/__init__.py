@@ -1,0 +1,1 @@
+"""Load tests (locust); `make loadtest` runs them, not pytest."""

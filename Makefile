@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 .PHONY: help install run demo production-local production-tools test test-unit test-integration lint \
-	format docs bench history-size loadtest recording clean
+	format docs bench soak downstream-tools history-size loadtest recording clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -42,6 +42,13 @@ production-tools: ## install Debian's nginx and Prometheus when missing (product
 			|| { echo "cannot install$$missing: apt-get install$$missing"; exit 1; }; \
 	fi
 
+# kcat 1.7.1 (librdkafka 2.0.2): the README says what it can do with the embedded broker.
+downstream-tools: ## install Debian's kcat when missing (its test against the embedded broker)
+	@command -v kcat >/dev/null || { echo "installing Debian's kcat"; \
+		(export DEBIAN_FRONTEND=noninteractive; apt-get update -qq \
+			&& apt-get install -y -qq --no-install-recommends kcat >/dev/null) \
+		|| { echo "cannot install kcat: apt-get install kcat"; exit 1; }; }
+
 test: install lint ## lint, type-check and run every test tier
 	$(BIN)/pytest
 
@@ -69,6 +76,10 @@ bench: install ## run the benchmarks; numbers are printed and saved in bench-res
 		|| (apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null) \
 		|| echo "h2load is missing: install nghttp2-client"
 	$(BIN)/python -m benchmarks
+
+SOAK_DURATION ?= 2h
+soak: install ## the demo stack for SOAK_DURATION (default 2h), sampled: CSV, chart, table in soak-results/ (not in CI)
+	$(BIN)/python -m benchmarks.soak --duration $(SOAK_DURATION) $(SOAK_ARGS)
 
 history-size: install ## measure the history's rows per day and bytes per quote at demo rates (HISTORY_MINUTES=10)
 	$(BIN)/python -m benchmarks history

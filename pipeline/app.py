@@ -84,6 +84,8 @@ def faust_app(settings: WorkerSettings) -> faust.App:
         web_enabled=False,
     )
     workarounds.lower_fetch_max_wait(app, settings.kafka_fetch_max_wait_ms)
+    if settings.kafka_idempotent:
+        workarounds.make_producer_idempotent(app)
     return app
 
 

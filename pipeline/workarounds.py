@@ -31,6 +31,11 @@ _fetch_waits: weakref.WeakKeyDictionary[faust.App, int] = weakref.WeakKeyDiction
 #: Faust's own method, kept once the patch is installed.
 _original: Callable[[Any, Any], Any] | None = None
 
+#: Apps whose producer is idempotent outside transactions too (KAFKA_IDEMPOTENT).
+_idempotent_apps: weakref.WeakSet[faust.App] = weakref.WeakSet()
+#: Faust's own ``Producer._settings_extra``, kept once that patch is installed.
+_original_extra: Callable[[Any], Any] | None = None
+
 
 class LibraryChanged(RatesError):
     """A third-party library no longer has what a workaround patches."""
@@ -76,3 +81,34 @@ def lower_fetch_max_wait(app: faust.App, wait_ms: int) -> None:
         _original = current
         _Thread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
     _fetch_waits[app] = wait_ms
+
+
+def _settings_extra(self: Any) -> dict[str, Any]:
+    assert _original_extra is not None  # installed by make_producer_idempotent
+    extra = dict(_original_extra(self))
+    if self.app in _idempotent_apps:
+        # aiokafka refuses idempotence with any acks but "all".
+        extra.update(acks="all", enable_idempotence=True)
+    return extra
+
+
+def make_producer_idempotent(app: faust.App) -> None:
+    """Make ``app``'s producer idempotent (``enable_idempotence``), as every other one is.
+
+    Faust 0.15 turns idempotence on only inside transactions (``exactly_once``), which the
+    pipeline cannot use (Tansu has none), so with ``KAFKA_IDEMPOTENT=true`` against real
+    Kafka the worker alone would still write duplicates when it retries a send. The patch of
+    ``Producer._settings_extra`` (the options Faust adds to its aiokafka producer's) is
+    installed once; each app registers itself.
+    """
+    global _original_extra
+    current = getattr(faust_aiokafka.Producer, "_settings_extra", None)
+    if current is not _settings_extra:
+        if not callable(current):
+            raise LibraryChanged(
+                "faust's aiokafka Producer has no _settings_extra "
+                f"({versions()}): check pipeline/workarounds.py against the new versions"
+            )
+        _original_extra = current
+        faust_aiokafka.Producer._settings_extra = _settings_extra  # type: ignore[method-assign]
+    _idempotent_apps.add(app)

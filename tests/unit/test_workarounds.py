@@ -10,7 +10,12 @@ import pytest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from pipeline import workarounds
-from pipeline.workarounds import FAUST_FETCH_MAX_WAIT_MS, LibraryChanged, lower_fetch_max_wait
+from pipeline.workarounds import (
+    FAUST_FETCH_MAX_WAIT_MS,
+    LibraryChanged,
+    lower_fetch_max_wait,
+    make_producer_idempotent,
+)
 
 
 def faust_app() -> faust.App:
@@ -85,3 +90,32 @@ def test_a_faust_without_the_patched_method_fails_loudly(monkeypatch: pytest.Mon
 
 def test_versions_name_both_libraries() -> None:
     assert workarounds.versions() == "faust-streaming 0.15.3, aiokafka 0.14.0"
+
+
+async def builds_idempotent(app: faust.App) -> bool:
+    """Whether the aiokafka producer Faust builds for ``app`` is idempotent (never started)."""
+    producer = app.producer._new_producer()  # type: ignore[attr-defined]
+    assert isinstance(producer, aiokafka.AIOKafkaProducer)
+    await producer.stop()
+    # aiokafka keeps a transaction manager (producer id, sequence numbers) only when idempotent.
+    return producer._txn_manager is not None
+
+
+async def test_an_idempotent_app_builds_an_idempotent_producer() -> None:
+    app = faust_app()
+    make_producer_idempotent(app)
+    make_producer_idempotent(app)  # applied once, whatever the number of calls
+    assert await builds_idempotent(app)
+
+
+async def test_an_app_that_asked_for_nothing_keeps_fausts_producer() -> None:
+    make_producer_idempotent(faust_app())
+    assert not await builds_idempotent(faust_app())
+
+
+def test_a_faust_without_the_patched_producer_method_fails_loudly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(faust_aiokafka.Producer, "_settings_extra")
+    with pytest.raises(LibraryChanged, match=r"no _settings_extra.*faust-streaming 0\.15\.3"):
+        make_producer_idempotent(faust_app())

@@ -614,7 +614,8 @@ def test_broker_down_is_reported_and_stale_rates_are_not_served(tmp_path: Path) 
     try:
         prefix = unique_prefix()
         log = tmp_path / "api.log"
-        with run_api(tansu.address, prefix, log, API_MAX_SILENCE_S="3", LOG_LEVEL="INFO") as api:
+        settings = {"API_MAX_SILENCE_S": "3", "API_BROKER_AWAY_MAX_S": "12", "LOG_LEVEL": "INFO"}
+        with run_api(tansu.address, prefix, log, **settings) as api:
             with republishing(tansu.address, prefix, latest_records(DIRECTIONS)):
                 wait_until(lambda: fed(api), 30, "the feed")
                 assert httpx.get(f"{api.base}/readyz").status_code == 200
@@ -628,17 +629,33 @@ def test_broker_down_is_reported_and_stale_rates_are_not_served(tmp_path: Path) 
             said = wait_until(reason, 15, "readyz to name the broker")
             assert said.startswith("Kafka broker unreachable: 127.0.0.1:"), said
 
+            # While the broker is away, v1 keeps the last rates past API_MAX_SILENCE_S (a
+            # recycle of the embedded broker must not blank the API); v2 says how old they are.
+            def silent() -> list[dict[str, object]] | None:
+                courses: list[dict[str, object]] = httpx.get(f"{api.base}/api/v2/courses").json()[
+                    "courses"
+                ]
+                return courses if all(int(str(c["age_ms"])) >= 3500 for c in courses) else None
+
+            wait_until(silent, 15, "v2 to show rates older than API_MAX_SILENCE_S")
+            kept = httpx.get(f"{api.base}/api/v1/courses")
+            assert kept.status_code == 200, kept.text
+            assert {c["direction"] for c in kept.json()["courses"]} == set(DIRECTIONS)
+
+            # Past API_BROKER_AWAY_MAX_S they can no longer be vouched for.
             def refused() -> httpx.Response | None:
                 response = httpx.get(f"{api.base}/api/v1/courses")
                 return response if response.status_code == 503 else None
 
-            stale = wait_until(refused, 15, "v1 to stop serving old rates")
+            stale = wait_until(refused, 20, "v1 to stop serving old rates")
             assert stale.headers["retry-after"] == "1"
-            assert "no rates from the pipeline for more than 3 s" in stale.json()["detail"]
+            detail = stale.json()["detail"]
+            assert "no rates from the pipeline for more than 12 s" in detail, detail
+            assert "broker is away" in detail, detail
             # The rest keeps answering from memory, and says how old things are.
             assert httpx.get(f"{api.base}/healthz").status_code == 200
             courses = httpx.get(f"{api.base}/api/v2/courses").json()["courses"]
-            assert all(c["age_ms"] >= 3000 for c in courses)
+            assert all(c["age_ms"] >= 12000 for c in courses)
         assert "API on http://" in api.output()  # INFO is logged, and
         assert "GET /api/" not in api.output()  # the access log is off by default
     finally:

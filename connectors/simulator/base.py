@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -37,6 +38,24 @@ class Faults:
     #: Answer HTTP 429 with Retry-After (REST endpoints and websocket handshakes).
     http_429: bool = False
     retry_after_s: int = 2
+    #: False: the 429 answers carry no Retry-After header at all.
+    retry_after: bool = True
+    #: Cut every Nth data frame (REST: answer) in the middle (0: never).
+    truncated_every: int = 0
+    #: The venue's clock is this many seconds off: its event times in frames say so.
+    clock_skew_s: float = 0.0
+    #: Every price the venue shows is this text, verbatim ("0", "-1", "NaN", "Infinity",
+    #: "1e400", "6.5E4"; empty: the market's price).
+    price_text: str = ""
+    #: Every price the venue shows is the market's times this (1000: absurd).
+    price_factor: float = 1.0
+    #: The markets the two price faults apply to, comma-separated (empty: all).
+    price_markets: str = ""
+
+    def prices_faulted(self, market: str) -> bool:
+        """Whether the price faults apply to this market."""
+        return not self.price_markets or market in self.price_markets.split(",")
+
     #: The REST symbol listing shows the first symbol as not trading and omits the second;
     #: a polled source's answers leave out the first coin (CoinGecko) or currency (CBR).
     delisted: bool = False
@@ -52,6 +71,11 @@ class Faults:
                 value = float(value)
             if type(value) is not kind:
                 raise ValueError(f"fault {name!r} takes a {kind.__name__}, got {value!r}")
+            if name == "price_text" and value:
+                try:
+                    Decimal(value)
+                except InvalidOperation:
+                    raise ValueError(f"price_text must read as a decimal, got {value!r}") from None
             setattr(self, name, value)
 
     def as_dict(self) -> dict[str, Any]:
@@ -101,6 +125,15 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+#: What venue_price() returns while ``price_text`` is set: frames are built with it, then
+#: its text (as each venue formats it: ``7777777``, ``7777777.00000000``, ``7777777,0000``)
+#: is replaced by the fault's text, so the venue's own framing (string, number, XML) stays.
+PRICE_MARKER = Decimal(7777777)
+_MARKER_TEXT = re.compile(r"(?<![0-9.,])7777777(?:[.,]0+)?(?![0-9]|[.,][0-9])")
+#: Bytes of the frame the ``oversized`` action sends (more than any client accepts).
+OVERSIZED_BYTES = 10 * 1024 * 1024
+
+
 def rfc3339_nanos(ms: int) -> str:
     """``2026-11-24T16:00:00.123000000Z`` (Coinbase's nanosecond timestamps)."""
     dt = datetime.fromtimestamp(ms / 1000, UTC)
@@ -138,6 +171,7 @@ class SimVenue:
         #: Tick number: frames of one tick carry the same ids on every connection.
         self.seq = 0
         self._drop_requests = 0
+        self._oversized_next = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- hooks ----------------------------------------------------------------------------
@@ -175,15 +209,22 @@ class SimVenue:
         await client.ws.ping(str(now_ms()).encode())
 
     async def action(self, name: str) -> None:
-        """Run a named action (``close`` and the venue's own)."""
+        """Run a named action (``close``, ``oversized`` and the venue's own)."""
         if name == "close":
             if self.polled:
                 # Two: HTTP clients retry a request once when a kept-alive connection drops.
                 self._drop_requests = 2
             await self.close_all()
             return
+        if name == "oversized":
+            # One 10 MB frame to every client now; a polled venue's next answer is one.
+            self._oversized_next = self.polled
+            for client in list(self.clients):
+                await client.send(oversized_frame())
+            return
         raise ValueError(
-            f"{self.name}: unknown action {name!r} (known: close, {', '.join(self.actions)})"
+            f"{self.name}: unknown action {name!r} "
+            f"(known: close, oversized, {', '.join(self.actions)})"
         )
 
     def extra_state(self) -> dict[str, Any]:
@@ -198,13 +239,27 @@ class SimVenue:
 
     def venue_price(self, market: str) -> Decimal:
         """This venue's price of a market: the market's, offset, at the venue's precision."""
-        price = self.market.price(market)
+        if self.faults.price_text and self.faults.prices_faulted(market):
+            return PRICE_MARKER
+        price = self.faulted_price(market, self.market.price(market))
         places = self.decimals(market)
         if self.offset:
             price = price * (1 + self.offset)
             if places is None:
                 places = -int(self.market.tick(market).as_tuple().exponent)
         return price if places is None else price.quantize(Decimal(1).scaleb(-places))
+
+    def faulted_price(self, market: str, price: Decimal) -> Decimal:
+        """A market's price times the ``price_factor`` fault."""
+        factor = self.faults.price_factor
+        if factor == 1.0 or not self.faults.prices_faulted(market):
+            return price
+        return price * Decimal(repr(factor))
+
+    def venue_now_ms(self, now_ms: int | None = None) -> int:
+        """The venue's clock: now (or ``now_ms``) plus the ``clock_skew_s`` fault."""
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        return now + int(self.faults.clock_skew_s * 1000)
 
     # -- websocket machinery --------------------------------------------------------------
 
@@ -280,8 +335,9 @@ class SimVenue:
         if self.faults.silent:
             return
         for client in list(self.clients):
+            venue_ms = self.venue_now_ms(now_ms)
             frames = [
-                self._maybe_malformed(text) for text in self.data_frames_for(client.sub, now_ms)
+                self._maybe_malformed(text) for text in self.data_frames_for(client.sub, venue_ms)
             ]
             if not frames:
                 continue
@@ -293,8 +349,14 @@ class SimVenue:
                     await client.send(text)
 
     def _maybe_malformed(self, text: str) -> str:
+        """A data frame (or REST answer) with the frame faults applied."""
         self.data_frames += 1
-        every = self.faults.malformed_every
+        faults = self.faults
+        if faults.price_text:
+            text = _MARKER_TEXT.sub(faults.price_text, text)
+        if faults.truncated_every and self.data_frames % faults.truncated_every == 0:
+            text = text[: len(text) // 2]
+        every = faults.malformed_every
         return self.malformed_frame() if every and self.data_frames % every == 0 else text
 
     async def _send_later(self, client: Client, frames: list[str], delay_s: float) -> None:
@@ -343,11 +405,8 @@ class SimVenue:
         """The simulated rate-limit answer when that fault is on."""
         if not self.faults.http_429:
             return None
-        return web.json_response(
-            self.rate_limit_body(),
-            status=429,
-            headers={"Retry-After": str(self.faults.retry_after_s)},
-        )
+        headers = {"Retry-After": str(self.faults.retry_after_s)} if self.faults.retry_after else {}
+        return web.json_response(self.rate_limit_body(), status=429, headers=headers)
 
     def rate_limit_body(self) -> Any:
         return {"code": -1003, "msg": "Too many requests (simulated)."}
@@ -373,4 +432,12 @@ class SimVenue:
             await asyncio.sleep(0.05)
         if self.faults.delay_s:
             await asyncio.sleep(self.faults.delay_s)
+        if self._oversized_next:
+            self._oversized_next = False
+            return web.Response(text=oversized_frame(), content_type="application/json")
         return None
+
+
+def oversized_frame() -> str:
+    """A well-formed JSON frame of 10 MB that no venue sends."""
+    return '{"pad":"' + "x" * OVERSIZED_BYTES + '"}'

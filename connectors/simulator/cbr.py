@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.simulator.base import SimVenue, Subscription, now_ms
+from connectors.simulator.base import PRICE_MARKER, SimVenue, Subscription
 from connectors.venues import cbr
 
 #: Currencies of the document besides USD: (ID, NumCode, Nominal, name, value in USD).
@@ -54,7 +54,9 @@ class CbrSim(SimVenue):
         return {"error": "Too many requests (simulated)"}
 
     def venue_price(self, market: str) -> Decimal:
-        return self.market.price(market).quantize(Decimal("0.0001"))
+        if self.faults.price_text and self.faults.prices_faulted(market):
+            return PRICE_MARKER
+        return self.faulted_price(market, self.market.price(market)).quantize(Decimal("0.0001"))
 
     def data_frames_for(self, sub: Subscription, now_ms: int) -> list[str]:
         day = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(cbr.MOSCOW)
@@ -79,7 +81,7 @@ class CbrSim(SimVenue):
         faulted = await self.rest_faults(request)
         if faulted is not None:
             return faulted
-        (body,) = self.data_frames_for(self.subscribe_all(), now_ms())
+        (body,) = self.data_frames_for(self.subscribe_all(), self.venue_now_ms())
         return web.Response(
             body=self._maybe_malformed(body).encode("windows-1251"),
             content_type="application/xml",

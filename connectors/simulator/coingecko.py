@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
-from connectors.simulator.base import SimVenue, Subscription
+from connectors.simulator.base import PRICE_MARKER, SimVenue, Subscription
 from connectors.venues import coingecko
 
 UNKNOWN_COIN = "nopecoin"
@@ -59,6 +58,8 @@ class CoinGeckoSim(SimVenue):
         return '{"bitcoin":{"usd":67187.33,"last_updated_at"'
 
     def venue_price(self, market: str) -> Decimal:
+        if self.faults.price_text and self.faults.prices_faulted(market):
+            return PRICE_MARKER
         base, quote = market.split("-")
         usd = super().venue_price(f"{base}-USD")
         value = usd if quote == "USD" else usd * self.market.price("USD-RUB")
@@ -93,5 +94,5 @@ class CoinGeckoSim(SimVenue):
         ids = request.query.get("ids", "").split(",")
         currencies = request.query.get("vs_currencies", "").split(",")
         wanted = {f"{coin}/{vs}" for coin in ids for vs in currencies}
-        (body,) = self.data_frames_for(Subscription(wanted), int(time.time() * 1000))
+        (body,) = self.data_frames_for(Subscription(wanted), self.venue_now_ms())
         return web.Response(text=self._maybe_malformed(body), content_type="application/json")

@@ -182,17 +182,33 @@ def unquoted(
 
 # -- pure helpers for parsers ---------------------------------------------------------------
 
+#: Prices outside these bounds are no price of any market (a ``1e400`` trade, a value of
+#: ``1e-30``): the frame is refused, counted, and never served (the outlier rule could
+#: not exclude a venue whose every quote is absurd, nor one without a second venue).
+MIN_PRICE = Decimal("1e-12")
+MAX_PRICE = Decimal("1e12")
+#: A price's text longer than this is no venue's (prices have at most ~20 digits).
+MAX_PRICE_CHARS = 64
+
 
 def price(value: object, what: str) -> Decimal:
-    """A positive finite price from a JSON string (or an exact JSON number); else FrameError."""
+    """A positive finite price from a JSON string (or an exact JSON number); else FrameError.
+
+    Exponent notation is read (``6.5E4``: records write it in plain digits); a price outside
+    [MIN_PRICE, MAX_PRICE] is a FrameError.
+    """
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise FrameError(f"{what}: expected a decimal string, got {value!r}")
+    if isinstance(value, str) and len(value) > MAX_PRICE_CHARS:
+        raise FrameError(f"{what}: a price of {len(value)} characters")
     try:
         number = Decimal(value)
     except InvalidOperation:
-        raise FrameError(f"{what}: not a number: {value!r}") from None
+        raise FrameError(f"{what}: not a number: {excerpt(str(value), 40)}") from None
     if not number.is_finite() or number <= 0:
-        raise FrameError(f"{what}: not a positive finite price: {value!r}")
+        raise FrameError(f"{what}: not a positive finite price: {excerpt(str(value), 40)}")
+    if not MIN_PRICE <= number <= MAX_PRICE:
+        raise FrameError(f"{what}: a price out of bounds: {excerpt(str(value), 40)}")
     return number
 
 

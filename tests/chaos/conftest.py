@@ -1,11 +1,141 @@
-"""The reliability tier: every test here is marked ``chaos`` (``pytest -m chaos`` runs it)."""
+"""The reliability tier: every test here is marked ``chaos``; one stack serves them all."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import httpx
 import pytest
+
+from devtools.embedded import start_tansu
+from devtools.environment import clean_env
+from devtools.processes import Procs
+from devtools.waiting import wait_until
+from rates.embedded import free_port
+from schemas.settings import DEFAULT_DIRECTIONS
+from schemas.topics import Topics
+from tests.chaos.stack import ALL, SECRET, Report, Stack, Watch
+from tests.integration.harness import read_ports_file, unique_prefix
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/chaos" in str(item.path):
             item.add_marker(pytest.mark.chaos)
+
+
+@pytest.fixture(scope="session")
+def report() -> Iterator[Report]:
+    """The rows of the README's reliability table, written when RATES_RELIABILITY_RECORD=1."""
+    rows = Report()
+    yield rows
+    rows.write()
+
+
+@pytest.fixture(scope="session")
+def stack(report: Report) -> Iterator[Stack]:
+    """Simulator, connector (every venue), two workers and the API, all logging at DEBUG with
+    a CoinGecko key set, on a Tansu broker of their own."""
+    directory = Path(tempfile.mkdtemp(prefix="cp-chaos-"))
+    procs = Procs(directory)
+    tansu = start_tansu(log=directory / "tansu.log")
+    watch: Watch | None = None
+    try:
+        ports = directory / "simulator.json"
+        args = ["--tick-interval", "0.2", "--ping-interval", "1", "--pong-timeout", "3"]
+        procs.start("simulate", ["simulate", "--ports-file", str(ports), *args], clean_env())
+        wait_until(ports.exists, 30, "the simulator to listen")
+        sim = read_ports_file(ports)
+        connector_port, api_port = free_port(), free_port()
+        worker_ports = [free_port(), free_port()]
+        env = clean_env(
+            KAFKA_BOOTSTRAP_SERVERS=tansu.address,
+            RATES_TOPIC_PREFIX=unique_prefix(),
+            RATES_STATE_DIR=str(directory / "state"),
+            LOG_LEVEL="DEBUG",
+            API_PORT=str(api_port),
+            CONNECTOR_METRICS_PORT=str(connector_port),
+            CONNECTOR_BACKOFF_BASE_S="0.05",
+            CONNECTOR_BACKOFF_CAP_S="0.5",
+            COINGECKO_POLL_INTERVAL_S="1",
+            CBR_POLL_INTERVAL_S="1",
+            COINGECKO_PLAN="demo",
+            COINGECKO_API_KEY=SECRET,
+            RATES_HYSTERESIS_S="1",
+            **sim.env,
+        )
+        procs.start("connect", ["connect"], env)
+        for index, port in enumerate(worker_ports, 1):
+            procs.start(f"worker{index}", ["worker"], {**env, "WORKER_METRICS_PORT": str(port)})
+        procs.start("api", ["api"], env)
+        api = f"http://127.0.0.1:{api_port}"
+
+        def serving() -> bool:
+            response = httpx.get(f"{api}/api/v1/courses", timeout=5)
+            body = response.json() if response.status_code == 200 else {}
+            return body.get("exchanger") == "binance" and len(body["courses"]) == len(
+                DEFAULT_DIRECTIONS
+            )
+
+        wait_until(serving, 120, "the API to serve every direction from binance")
+        watch = Watch(api).start()
+        stack = Stack(
+            sim=sim,
+            procs=procs,
+            env=env,
+            api=api,
+            connector_metrics=f"http://127.0.0.1:{connector_port}/",
+            worker_metrics=[f"http://127.0.0.1:{port}/" for port in worker_ports],
+            topics=Topics(env["RATES_TOPIC_PREFIX"]),
+            kafka=tansu.address,
+            watch=watch,
+            report=report,
+        )
+        stack.recovered(ALL, timeout_s=60)
+        yield stack
+    finally:
+        if watch is not None:
+            watch.stop()
+        procs.stop_all()
+        tansu.stop(grace_s=5)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def chaos(request: pytest.FixtureRequest, stack: Stack) -> Iterator[Stack]:
+    """The shared stack for one test: every fault cleared after it, the logs shown if it
+    failed, and every process still alive."""
+    yield stack
+    for venue in ALL:
+        stack.sim.faults(venue, **CLEAR)
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(stack.procs.dump())
+
+
+CLEAR = {
+    "silent": False,
+    "refuse": False,
+    "malformed_every": 0,
+    "truncated_every": 0,
+    "unknown_symbols": False,
+    "delay_s": 0.0,
+    "http_429": False,
+    "retry_after": True,
+    "clock_skew_s": 0.0,
+    "price_text": "",
+    "price_factor": 1.0,
+    "price_markets": "",
+}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

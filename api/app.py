@@ -22,7 +22,7 @@ from starlette.responses import Response
 from api import metrics
 from api.answers import Answer, ApiError, respond
 from api.dependencies import ApiState, attach, state_of
-from api.edge import ASGIApp, FastPath, Metrics
+from api.edge import ASGIApp, FastPath, HeaderLimit, Metrics
 from api.feed import FeedState, follow
 from api.history import History
 from api.render.v1 import V1Answers
@@ -140,4 +140,4 @@ def create_app(
             expose_headers=["ETag", "Retry-After"],
             max_age=600,
         )
-    return Metrics(app)
+    return Metrics(HeaderLimit(app))

@@ -24,6 +24,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 V1_PATH = "/api/v1/courses"
+#: Request header bytes (names and values) accepted; beyond: 431 (nginx's default buffers
+#: hold 4 x 8 KB; no client of a rates API needs more).
+MAX_HEADER_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -95,3 +98,21 @@ class Metrics:
             await send(message)
 
         await self.app(scope, receive, counted)
+
+
+class HeaderLimit:
+    """Answers 431 to a request whose headers exceed MAX_HEADER_BYTES (uvicorn sets none)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = sum(len(name) + len(value) for name, value in scope["headers"])
+            if size > MAX_HEADER_BYTES:
+                body = b'{"detail":"request headers too large"}'
+                headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+                await send({"type": "http.response.start", "status": 431, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

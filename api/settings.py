@@ -53,6 +53,13 @@ class ApiSettings(CommonSettings):
         le=86400,
         description="an event stream ends after this long; clients resume with Last-Event-ID",
     )
+    api_max_streams: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="open event streams (/api/v2/courses/stream) per API process; beyond, "
+        "a new stream is answered 503 with Retry-After",
+    )
     api_fast_path: bool = Field(
         default=True,
         description="answer GET /api/v1/courses in a pure ASGI fast path before FastAPI "

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import orjson
+from fastapi.responses import StreamingResponse
 
 from api import metrics
+from api.answers import unavailable
 from api.render.v2 import active, course
 from api.snapshot import Snapshot
 from schemas.topics import ACTIVE_KEY
@@ -85,3 +88,41 @@ async def course_events(
     finally:
         snapshot.unsubscribe(changes)
         metrics.STREAMS.dec()
+
+
+class StreamSlots:
+    """Open event streams of this process, up to a cap (``API_MAX_STREAMS``)."""
+
+    def __init__(self) -> None:
+        self.open = 0
+
+    def take(self, cap: int) -> None:
+        """Reserve a slot; a 503 (with Retry-After) when ``cap`` streams are open."""
+        if self.open >= cap:
+            raise unavailable(
+                f"too many open event streams: {cap} per process (API_MAX_STREAMS); "
+                "poll /api/v2/courses or retry later"
+            )
+        self.open += 1
+
+    def give(self) -> None:
+        self.open = max(0, self.open - 1)
+
+
+#: This process's slots (each API process caps its own streams).
+SLOTS = StreamSlots()
+
+
+class SlotStream(StreamingResponse):
+    """A streaming response that gives its slot back however it ends (done, or the client
+    gone before or while streaming)."""
+
+    def __init__(self, content: AsyncIterator[bytes], slots: StreamSlots, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._slots = slots
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._slots.give()

@@ -38,7 +38,7 @@ from api.params import (
     parse_history_direction,
 )
 from api.render.v2 import courses_v2, venues_v2
-from api.stream import course_events
+from api.stream import SLOTS, SlotStream, course_events
 
 # A bad parameter raises ApiError, which the app answers as the error it names.
 router = APIRouter(prefix="/api/v2", tags=["v2"], responses=models.INVALID)
@@ -91,6 +91,11 @@ async def courses(
             },
         },
         422: UNKNOWN_DIRECTION,
+        503: models.unavailable(
+            "more event streams are open in this process than API_MAX_STREAMS",
+            too_many="too many open event streams: 1000 per process (API_MAX_STREAMS); "
+            "poll /api/v2/courses or retry later",
+        ),
     },
 )
 async def stream(
@@ -100,9 +105,11 @@ async def stream(
     wanted: AskedDirections,
     last_event_id: LastEventId = None,
 ) -> Response:
+    SLOTS.take(settings.api_max_streams)
     events = course_events(snapshot, wanted, last_event_id, settings.api_stream_max_s, clock)
-    return StreamingResponse(
+    return SlotStream(
         events,
+        SLOTS,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -17,7 +17,7 @@ from devtools.waiting import wait_until
 from rates.embedded import free_port
 from schemas.settings import DEFAULT_DIRECTIONS
 from schemas.topics import Topics
-from tests.chaos.stack import ALL, SECRET, Report, Stack, Watch
+from tests.chaos.stack import ALL, MAX_STREAMS, SECRET, Report, Stack, Watch
 from tests.integration.harness import read_ports_file, unique_prefix
 
 
@@ -65,6 +65,7 @@ def stack(report: Report) -> Iterator[Stack]:
             COINGECKO_PLAN="demo",
             COINGECKO_API_KEY=SECRET,
             RATES_HYSTERESIS_S="1",
+            API_MAX_STREAMS=str(MAX_STREAMS),
             **sim.env,
         )
         procs.start("connect", ["connect"], env)

@@ -34,6 +34,8 @@ FAILURES = ("error", "closed", "silent", "limited")
 #: stays within a fraction of a percent over the tier's minutes).
 ABSURD = 0.5
 SECRET = "CG-chaos-fake-key-0123456789abcdef"
+#: The stack API's cap on event streams (API_MAX_STREAMS), small enough to reach in a test.
+MAX_STREAMS = 20
 #: Set to write the report rows to docs/reliability.json (devtools/reliability.py renders them).
 RECORD_ENV = "RATES_RELIABILITY_RECORD"
 REPORT = Path(__file__).resolve().parents[2] / "docs" / "reliability.json"

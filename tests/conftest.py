@@ -36,3 +36,11 @@ def worker_policy(**settings: Any) -> Policy:
     Built without reading the environment or .env, so a developer's shell cannot change it.
     """
     return WorkerSettings.model_construct(**settings).policy()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The reliability rows go to docs/reliability.json when asked and nothing failed."""
+    from tests.reliability import REPORT
+
+    if exitstatus == 0:
+        REPORT.write()

@@ -17,8 +17,9 @@ from devtools.waiting import wait_until
 from rates.embedded import free_port
 from schemas.settings import DEFAULT_DIRECTIONS
 from schemas.topics import Topics
-from tests.chaos.stack import ALL, MAX_STREAMS, SECRET, Report, Stack, Watch
+from tests.chaos.stack import ALL, MAX_STREAMS, SECRET, Stack, Watch
 from tests.integration.harness import read_ports_file, unique_prefix
+from tests.reliability import REPORT, Report
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -28,11 +29,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def report() -> Iterator[Report]:
-    """The rows of the README's reliability table, written when RATES_RELIABILITY_RECORD=1."""
-    rows = Report()
-    yield rows
-    rows.write()
+def report() -> Report:
+    """The rows of the README's reliability table (tests/reliability.py)."""
+    return REPORT
 
 
 @pytest.fixture(scope="session")

@@ -7,14 +7,11 @@ measures the recovery, so the cases cost seconds, not a stack start each.
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +21,7 @@ from devtools.waiting import wait_until
 from schemas.settings import DEFAULT_DIRECTIONS
 from schemas.topics import Topics
 from tests.integration.harness import SimHandle, metric_values
+from tests.reliability import Report
 
 WEBSOCKET = ("binance", "kraken", "okx", "bybit", "coinbase")
 POLLED = ("coingecko", "cbr")
@@ -36,9 +34,6 @@ ABSURD = 0.5
 SECRET = "CG-chaos-fake-key-0123456789abcdef"
 #: The stack API's cap on event streams (API_MAX_STREAMS), small enough to reach in a test.
 MAX_STREAMS = 20
-#: Set to write the report rows to docs/reliability.json (devtools/reliability.py renders them).
-RECORD_ENV = "RATES_RELIABILITY_RECORD"
-REPORT = Path(__file__).resolve().parents[2] / "docs" / "reliability.json"
 
 
 class Metrics:
@@ -112,37 +107,6 @@ class Watch:
         """The venues v1 answered for since ``since`` (monotonic), other than binance."""
         seen = dict.fromkeys(v for at, v in self.active if at >= since and v != "binance")
         return ", ".join(str(v) for v in seen) or "none"
-
-
-@dataclass
-class Row:
-    """One line of the README's reliability table."""
-
-    fault: str
-    venues: str
-    happened: str
-    recovery_s: float | None
-    lost: str = "none"
-
-
-@dataclass
-class Report:
-    rows: list[Row] = field(default_factory=list)
-
-    def add(self, row: Row) -> None:
-        self.rows.append(row)
-        print(f"{row.fault}: {row.happened}; recovered in {row.recovery_s} s")
-
-    def write(self) -> None:
-        """Write docs/reliability.json when asked (RATES_RELIABILITY_RECORD=1), else nothing."""
-        if not os.environ.get(RECORD_ENV) or not self.rows:
-            return
-        body = {
-            "generated": datetime.now().astimezone().isoformat(timespec="seconds"),
-            "command": f"{RECORD_ENV}=1 .venv/bin/pytest tests/chaos && make reliability",
-            "rows": [row.__dict__ for row in self.rows],
-        }
-        REPORT.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
 
 
 @dataclass

@@ -15,7 +15,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 import pytest
 
-from tests.chaos.stack import Row, Stack
+from tests.chaos.stack import Stack
+from tests.reliability import Row
 
 #: The answer must start within this long (a 4xx is cheap: no hostile input may make it dear).
 ANSWER_WITHIN_S = 1.0

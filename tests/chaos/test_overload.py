@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from devtools.waiting import wait_until
-from tests.chaos.stack import MAX_STREAMS, Row, Stack
+from tests.chaos.stack import MAX_STREAMS, Stack
+from tests.reliability import Row
 
 REQUEST = b"GET /api/v1/courses HTTP/1.1\r\nHost: x\r\n\r\n"
 CONNECTIONS = 16

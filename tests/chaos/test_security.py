@@ -10,7 +10,8 @@ from __future__ import annotations
 import httpx
 import psutil
 
-from tests.chaos.stack import SECRET, Row, Stack
+from tests.chaos.stack import SECRET, Stack
+from tests.reliability import Row
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE", "TRACE", "CONNECT")
 

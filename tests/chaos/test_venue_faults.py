@@ -25,8 +25,9 @@ from pipeline.normalize import Conversion
 from schemas.errors import FrameError
 from schemas.records import Quote, RawFrame
 from schemas.settings import DEFAULT_DIRECTIONS
-from tests.chaos.stack import ALL, WEBSOCKET, Row, Stack
+from tests.chaos.stack import ALL, WEBSOCKET, Stack
 from tests.integration.harness import read_topics
+from tests.reliability import Row
 
 EXCHANGERS = ("binance", "kraken", "okx", "bybit", "coinbase", "coingecko")
 

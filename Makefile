@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 .PHONY: help install run demo production-local production-tools test test-unit test-integration lint \
+	reliability \
 	format docs bench soak downstream-tools history-size loadtest recording clean
 
 help: ## list the targets
@@ -57,6 +58,13 @@ test-unit: install ## the fast tiers only (unit and golden frames)
 
 test-integration: install ## the integration tier (real Tansu, PostgreSQL and processes)
 	$(BIN)/pytest tests/integration
+
+# The chaos tier, and the integration tests that kill the broker, a worker and PostgreSQL.
+RELIABILITY_TESTS := tests/chaos tests/integration/test_recycle.py tests/integration/test_up.py \
+	tests/integration/test_history.py
+reliability: install ## run the reliability tests, record their rows (docs/reliability.json), render the README table
+	RATES_RELIABILITY_RECORD=1 $(BIN)/pytest $(RELIABILITY_TESTS)
+	$(BIN)/python -m devtools.reliability --write
 
 lint: install ## ruff and mypy --strict
 	$(BIN)/ruff check .

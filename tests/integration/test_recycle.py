@@ -36,6 +36,7 @@ from devtools.waiting import wait_until
 from rates.embedded import free_port
 from schemas.settings import DEFAULT_DIRECTIONS
 from tests.integration.harness import metric_values
+from tests.reliability import REPORT, Row
 
 #: Values must move again within this long after the broker is replaced. The target is
 #: 15 s: the test prints the time each direction took (`pytest -s`), the README quotes it;
@@ -263,6 +264,17 @@ def test_the_broker_is_recycled_at_its_cap_and_after_a_kill_without_losing_a_quo
         ).fetchone()
     assert span is not None
     assert span[0].timestamp() < recycled_at and span[1].timestamp() > killed_at + 1
+    REPORT.add(
+        Row(
+            "kill -9 of the embedded broker (`rates up`)",
+            "Kafka (Tansu)",
+            f"the supervisor started a new broker on the same port; v1 answered 200 throughout "
+            f"({len(poller.statuses)} polls, last values); fresh rates after "
+            f"{back_after_kill_s:.1f} s (a recycle at the memory cap: {back_s:.1f} s); "
+            f"all {upto - first_tick + 1} Binance BTC-USD trades in PostgreSQL",
+            round(back_after_kill_s, 1),
+        )
+    )
     print(
         f"{upto - first_tick + 1} Binance BTC-USD trades from {span[0]:%H:%M:%S} to "
         f"{span[1]:%H:%M:%S} (recycled {datetime.fromtimestamp(recycled_at):%H:%M:%S}, killed "

@@ -18,9 +18,11 @@ from devtools.waiting import wait_until
 from rates.embedded import check_port_free, free_port
 from rates.plan import SIMULATOR_PORTS
 from schemas.errors import ConfigError
+from schemas.records import parse_time
 from schemas.settings import DEFAULT_DIRECTIONS
 from schemas.venues import EXCHANGERS
 from tests.integration.harness import courses
+from tests.reliability import REPORT, Row
 
 
 def children_named(parent: psutil.Process) -> dict[str, psutil.Process]:
@@ -65,6 +67,17 @@ def quotes_stored(database: str) -> int:
     with psycopg.connect(database) as conn:
         row = conn.execute("SELECT count(*) FROM quotes").fetchone()
     return int(row[0]) if row else 0
+
+
+def fresh_since(base: str, moment: float) -> bool:
+    """Every direction served fresh by v2 with a value received after ``moment``."""
+    served = httpx.get(f"{base}/api/v2/courses", timeout=5).json()["courses"]
+    fresh = {
+        c["direction"]
+        for c in served
+        if not c["stale"] and c["received_at"] and parse_time(c["received_at"]).timestamp() > moment
+    }
+    return fresh == set(DEFAULT_DIRECTIONS)
 
 
 def test_up_serves_restarts_stops_and_starts_again_at_the_same_addresses(
@@ -122,6 +135,27 @@ def test_up_serves_restarts_stops_and_starts_again_at_the_same_addresses(
         "a new connector",
     )
     wait_until(serving, 30, "rates after the restart")
+
+    # The only worker killed: the supervisor restarts it and every direction is fresh again.
+    worker = children_named(psutil.Process(up.pid))["worker"]
+    killed_at = time.time()
+    worker.kill()
+    wait_until(
+        lambda: "worker exited with code -9; restarting it" in log.read_text(),
+        30,
+        "the supervisor to report the dead worker",
+    )
+    wait_until(lambda: fresh_since(base, killed_at), 60, "fresh rates after the worker's restart")
+    back_s = time.time() - killed_at
+    REPORT.add(
+        Row(
+            "kill -9 the only worker (`rates up`)",
+            "worker",
+            "the supervisor restarted it; every direction fresh again",
+            round(back_s, 1),
+            lost="not checked here (see the two-worker row)",
+        )
+    )
 
     # Every address is the configured one; the supervisor serves its own metrics.
     before = addresses(psutil.Process(up.pid), state_dir)

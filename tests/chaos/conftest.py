@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import httpx
@@ -22,10 +22,27 @@ from tests.integration.harness import read_ports_file, unique_prefix
 from tests.reliability import REPORT, Report
 
 
+def chaos_item(item: pytest.Item | None) -> bool:
+    return item is not None and "tests/chaos" in str(item.path)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/chaos" in str(item.path):
+        if chaos_item(item):
             item.add_marker(pytest.mark.chaos)
+
+
+#: Stops the shared stack (set while it runs).
+_CLOSERS: list[Callable[[], None]] = []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """The stack stops after the tier's last test, not at the end of the whole session: the
+    tiers after this one run without its load."""
+    if chaos_item(item) and not chaos_item(nextitem):
+        while _CLOSERS:
+            _CLOSERS.pop()()
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +59,15 @@ def stack(report: Report) -> Iterator[Stack]:
     procs = Procs(directory)
     tansu = start_tansu(log=directory / "tansu.log")
     watch: Watch | None = None
+
+    def close() -> None:
+        if watch is not None:
+            watch.stop()
+        procs.stop_all()
+        tansu.stop(grace_s=5)
+        shutil.rmtree(directory, ignore_errors=True)
+
+    _CLOSERS.append(close)
     try:
         ports = directory / "simulator.json"
         args = ["--tick-interval", "0.2", "--ping-interval", "1", "--pong-timeout", "3"]
@@ -97,11 +123,9 @@ def stack(report: Report) -> Iterator[Stack]:
         stack.recovered(ALL, timeout_s=60)
         yield stack
     finally:
-        if watch is not None:
-            watch.stop()
-        procs.stop_all()
-        tansu.stop(grace_s=5)
-        shutil.rmtree(directory, ignore_errors=True)
+        if close in _CLOSERS:
+            _CLOSERS.remove(close)
+            close()
 
 
 @pytest.fixture

@@ -215,7 +215,7 @@ def test_5000_slow_connections_do_not_stop_the_others(loaded: Stack) -> None:
             f"{SLOW_CONNECTIONS} idle and slowloris connections",
             "API",
             f"other clients answered 200 meanwhile (in {took:.2f} s)",
-            0.0,
+            None,
         )
     )
     chaos.alive()
@@ -259,6 +259,6 @@ def test_event_streams_beyond_the_cap_are_503(chaos: Stack) -> None:
             f"event streams beyond the cap (API_MAX_STREAMS={MAX_STREAMS})",
             "API",
             f"stream {MAX_STREAMS + 1} answered 503 with Retry-After; accepted again once closed",
-            0.0,
+            None,
         )
     )

@@ -38,7 +38,7 @@ def test_the_api_is_read_only(chaos: Stack) -> None:
             "writes (POST, PUT, PATCH, DELETE, TRACE, CONNECT)",
             "API",
             f"405 on all {len(answers)} method and path pairs",
-            0.0,
+            None,
         )
     )
 

@@ -109,7 +109,15 @@ def test_the_embedded_services_and_what_depends_on_them() -> None:
     }
     assert kafka.max_rss_bytes == StackSettings.model_fields["rates_broker_max_mb"].default << 20
     assert kafka.announce is not None and "RATES_BROKER_MAX_MB" in kafka.announce
-    assert postgres.max_rss_bytes is None
+    max_age_min = StackSettings.model_fields["rates_broker_max_age_min"].default
+    assert kafka.max_age_s == max_age_min * 60 and "RATES_BROKER_MAX_AGE_MIN" in kafka.announce
+    assert postgres.max_rss_bytes is None and postgres.max_age_s is None
+
+
+def test_an_age_limit_of_zero_never_recycles_the_broker() -> None:
+    kafka = children(make("live", rates_broker_max_age_min=0))["kafka"]
+    assert kafka.max_age_s is None
+    assert kafka.announce is not None and "RATES_BROKER_MAX_AGE_MIN" not in kafka.announce
 
 
 def test_every_pipeline_child_gets_the_addresses_state_and_venues() -> None:

@@ -45,7 +45,11 @@ DEFAULT_DIRECTIONS: tuple[str, ...] = (
     "USDTERC-RUB",
 )
 
-_DIRECTION_RE = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
+#: Quote currencies a direction may have: USD (markets in USD, or USDT counted as USD) and RUB
+#: (derived from X-USD and the USD-RUB reference).
+DIRECTION_QUOTES: tuple[str, ...] = ("USD", "RUB")
+
+_DIRECTION_RE = re.compile(r"^[A-Z0-9]{1,15}-(USD|RUB)$")
 _HOSTPORT_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")
 
 
@@ -78,12 +82,17 @@ def check_database_url(value: str) -> str:
 
 
 def check_directions(names: tuple[str, ...]) -> tuple[str, ...]:
-    """Upper-case, de-duplicate (keeping order) and check ``BASE-QUOTE`` directions."""
+    """Upper-case, de-duplicate (keeping order) and check ``ASSET-USD``/``ASSET-RUB`` directions.
+
+    ASSET is any asset code of 1-15 letters or digits (``SOL``, ``1INCH``; ``USDTTRC`` and
+    ``USDTERC`` name USDT); whether a venue lists it is checked by the connector at start.
+    """
     upper = tuple(dict.fromkeys(n.upper() for n in names))
     bad = [n for n in upper if not _DIRECTION_RE.match(n)]
     if bad:
         raise ValueError(
-            f"malformed direction {', '.join(map(repr, bad))}: expected BASE-QUOTE, e.g. BTC-USD"
+            f"malformed direction {', '.join(map(repr, bad))}: expected ASSET-USD or "
+            "ASSET-RUB (ASSET: 1-15 letters or digits), e.g. SOL-USD"
         )
     if not upper:
         raise ValueError("no direction configured")
@@ -159,7 +168,9 @@ class CommonSettings(BaseSettings):
         default=4, ge=1, le=64, description="partitions of every topic the pipeline creates"
     )
     rates_directions: CommaList = Field(
-        default=DEFAULT_DIRECTIONS, description="directions served, comma-separated, in order"
+        default=DEFAULT_DIRECTIONS,
+        description="directions served, comma-separated, in order: ASSET-USD or ASSET-RUB for "
+        "any asset a venue lists (USDTTRC/USDTERC name USDT); see the README to add a pair",
     )
     rates_venues: CommaList = Field(default=VENUES, description="enabled venues, comma-separated")
     database_url: str | None = Field(

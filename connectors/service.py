@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from common.backoff import Backoff
 from common.clock import utcnow
-from connectors import http, metrics, registry
+from connectors import http, metrics, registry, subscriptions
 from connectors.connection import (
     ConnectionContext,
     RateLimiter,
@@ -28,9 +28,12 @@ from connectors.polling import poll_once
 from connectors.publisher import KafkaPublisher, Sink
 from connectors.settings import ConnectorSettings
 from connectors.status import VenueTracker
+from connectors.subscriptions import Plan
 from connectors.supervisor import Attempt, supervise
-from connectors.symbols import check_symbols
+from connectors.symbols import coin_ids, fetch_listing, report
+from connectors.venues import coingecko
 from connectors.venues.base import PollingVenue, WebsocketVenue
+from schemas.directions import assets
 from schemas.errors import RateLimited, VenueError
 from schemas.records import VENUE_STATES
 
@@ -134,23 +137,69 @@ async def publish_status(
         await asyncio.sleep(every_s)
 
 
-def _websocket(
-    venue: WebsocketVenue, settings: ConnectorSettings, sink: Sink, clock: Callable[[], datetime]
-) -> ConnectionContext[WebsocketVenue]:
-    return ConnectionContext(
-        venue=venue,
-        url=settings.url(venue),
-        symbols=list(venue.markets),
-        sink=sink,
-        tracker=VenueTracker(venue.name, venue.silence_limit_s, clock()),
-        clock=clock,
-        attempts=RateLimiter.of(venue.max_connects),
-        rotate_after_s=settings.rotate_after_s(venue),
+def connector_assets(directions: Sequence[str]) -> tuple[str, ...]:
+    """Assets whose USD price the connector subscribes: the directions', and USDT's (the
+    pipeline converts through a venue's USDT-USD when USDT is not counted as USD)."""
+    return (*assets(directions), *(() if "USDT" in assets(directions) else ("USDT",)))
+
+
+async def plan_venue(
+    venue: Any, settings: ConnectorSettings, client: aiohttp.ClientSession
+) -> Plan:
+    """What to subscribe on a venue for the configured directions (asks its listing)."""
+    wanted = connector_assets(settings.rates_directions)
+    if isinstance(venue, WebsocketVenue):
+        listed = None
+        if venue.symbol_check is not None:
+            symbols = [venue.naming.symbol(m) for a in wanted for m in venue.naming.candidates(a)]
+            check = venue.symbol_check
+            listed = await fetch_listing(
+                client, venue.name, check, settings.api_url(check), symbols
+            )
+        return subscriptions.plan(venue.name, venue.naming, wanted, listed)
+    if venue.parse_with is None:  # a reference source: its fixed markets
+        return Plan(venue.name, symbols=dict(venue.markets))
+    ids, missing = await coin_ids(
+        client, settings.url(venue), settings.headers(venue), wanted, settings.coin_ids
     )
+    ids.setdefault("USDT", coingecko.REFERENCE_COIN)
+    markets = coingecko.markets_for(ids)
+    serves = {asset: f"{asset}-USD" for asset in ids}
+    return Plan(venue.name, symbols=markets, serves=serves, missing=missing)
+
+
+def _websocket(
+    venue: WebsocketVenue,
+    settings: ConnectorSettings,
+    sink: Sink,
+    clock: Callable[[], datetime],
+    plan: Plan,
+) -> list[ConnectionContext[WebsocketVenue]]:
+    """One context per connection: the symbols split by the venue's per-connection limit."""
+    tracker = VenueTracker(venue.name, venue.silence_limit_s, clock())
+    tracker.serves, tracker.missing = plan.by_direction(settings.rates_directions)
+    attempts = RateLimiter.of(venue.max_connects)
+    return [
+        ConnectionContext(
+            venue=venue,
+            url=settings.url(venue),
+            symbols=group,
+            sink=sink,
+            tracker=tracker,
+            clock=clock,
+            attempts=attempts,
+            rotate_after_s=settings.rotate_after_s(venue),
+        )
+        for group in subscriptions.groups(list(plan.symbols), venue.max_symbols_per_connection)
+    ]
 
 
 def _polling(
-    venue: PollingVenue, settings: ConnectorSettings, sink: Sink, clock: Callable[[], datetime]
+    venue: PollingVenue,
+    settings: ConnectorSettings,
+    sink: Sink,
+    clock: Callable[[], datetime],
+    plan: Plan,
 ) -> ConnectionContext[PollingVenue]:
     interval = settings.interval_s(venue)
     limit = venue.max_requests
@@ -167,14 +216,56 @@ def _polling(
         plan = getattr(settings, venue.auth.plan_setting)
         keyed = "with an API key" if settings.headers(venue) else "without an API key"
         log.info("%s: %s plan, %s", venue.name, plan, keyed)
+    tracker = VenueTracker(venue.name, venue.silence_limit(interval), clock())
+    tracker.serves, tracker.missing = plan.by_direction(settings.rates_directions)
     return ConnectionContext(
         venue=venue,
         url=settings.url(venue),
-        symbols=list(venue.markets),
+        symbols=list(plan.symbols),
         sink=sink,
-        tracker=VenueTracker(venue.name, venue.silence_limit(interval), clock()),
+        tracker=tracker,
         clock=clock,
+        frame_symbols=plan.symbols if venue.parse_with is not None else {},
     )
+
+
+def _start(
+    venues: Sequence[Any],
+    plans: Sequence[Plan],
+    settings: ConnectorSettings,
+    sink: Sink,
+    clock: Callable[[], datetime],
+    client: aiohttp.ClientSession,
+    backoff: Backoff,
+    reach: Reachability,
+    tasks: asyncio.TaskGroup,
+) -> list[ConnectionContext[Any]]:
+    """A supervised task per connection (several per venue beyond its per-connection limit)."""
+    contexts: list[ConnectionContext[Any]] = []
+    for venue, plan in zip(venues, plans, strict=True):
+        run_once: Callable[[], Awaitable[None]]
+        started: list[tuple[ConnectionContext[Any], Callable[[], Awaitable[None]]]]
+        if isinstance(venue, WebsocketVenue):
+            started = [
+                (ws, functools.partial(connect_once, ws))
+                for ws in _websocket(venue, settings, sink, clock, plan)
+            ]
+        else:
+            polled = _polling(venue, settings, sink, clock, plan)
+            run_once = functools.partial(
+                poll_once, polled, client, settings.headers(venue), settings.interval_s(venue)
+            )
+            started = [(polled, run_once)]
+        for index, (ctx, run_once) in enumerate(started):
+            name = venue.name if index == 0 else f"{venue.name}-{index + 1}"
+            contexts.append(ctx)
+            tasks.create_task(
+                supervise(
+                    name, run_once, backoff, on_retry=functools.partial(_on_retry, ctx, reach)
+                ),
+                name=name,
+            )
+    return contexts
 
 
 async def run(
@@ -193,48 +284,22 @@ async def run(
     backoff = Backoff(settings.connector_backoff_base_s, settings.connector_backoff_cap_s)
     reach = Reachability(names)
     try:
-        async with http.session() as client, asyncio.TaskGroup() as tasks:
-            contexts: list[ConnectionContext[Any]] = []
-            for venue in venues:
-                run_once: Callable[[], Awaitable[None]]
-                ctx: ConnectionContext[Any]
-                if isinstance(venue, WebsocketVenue):
-                    ws = _websocket(venue, settings, publisher, clock)
-                    run_once, ctx = functools.partial(connect_once, ws), ws
-                    if venue.symbol_check is not None:
-                        check = venue.symbol_check
-                        tasks.create_task(
-                            check_symbols(
-                                client, venue.name, check, settings.api_url(check), ws.symbols
-                            ),
-                            name=f"{venue.name}-symbols",
-                        )
-                else:
-                    polled = _polling(venue, settings, publisher, clock)
-                    run_once = functools.partial(
-                        poll_once,
-                        polled,
-                        client,
-                        settings.headers(venue),
-                        settings.interval_s(venue),
-                    )
-                    ctx = polled
-                contexts.append(ctx)
-                tasks.create_task(
-                    supervise(
-                        venue.name,
-                        run_once,
-                        backoff,
-                        on_retry=functools.partial(_on_retry, ctx, reach),
-                    ),
-                    name=venue.name,
+        async with http.session() as client:
+            plans = await asyncio.gather(*(plan_venue(v, settings, client) for v in venues))
+            report(settings.rates_directions, plans)
+            async with asyncio.TaskGroup() as tasks:
+                contexts = _start(
+                    venues, plans, settings, publisher, clock, client, backoff, reach, tasks
                 )
-            log.info("connecting to %s", ", ".join(f"{c.venue.name} at {c.url}" for c in contexts))
-            tasks.create_task(publisher.run(), name="publisher")
-            tasks.create_task(
-                publish_status([c.tracker for c in contexts], publisher, reach, clock),
-                name="status",
-            )
+                log.info(
+                    "connecting to %s",
+                    ", ".join(
+                        f"{c.venue.name} at {c.url} ({len(c.symbols)} symbols)" for c in contexts
+                    ),
+                )
+                tasks.create_task(publisher.run(), name="publisher")
+                trackers = list({id(c.tracker): c.tracker for c in contexts}.values())
+                tasks.create_task(publish_status(trackers, publisher, reach, clock), name="status")
     finally:
         try:
             await publisher.flush()

@@ -91,14 +91,75 @@ class SymbolCheck:
 
 
 @dataclass(frozen=True)
+class Naming:
+    """How a venue names its markets, and which of them give an asset's USD price.
+
+    ``market`` reads any symbol by the venue's rule (no fixed list: a configured asset
+    needs no code); the connector checks the venue's listing for the ones it derives.
+    """
+
+    #: Canonical market (``SOL-USDT``) -> venue symbol (``SOLUSDT``).
+    symbol: Callable[[str], str]
+    #: Venue symbol -> canonical market; None when the rule cannot read it.
+    market: Callable[[str], str | None]
+    #: Quote currencies whose ``X-<quote>`` market gives X's USD price, preferred first.
+    usd_quotes: tuple[str, ...]
+    #: Markets that give USDT's own USD price, preferred first.
+    usdt_markets: tuple[str, ...]
+
+    def candidates(self, asset: str) -> tuple[str, ...]:
+        """Markets that can give ``asset``'s USD price on this venue, preferred first."""
+        if asset == "USDT":
+            return self.usdt_markets
+        return tuple(f"{asset}-{quote}" for quote in self.usd_quotes)
+
+
+def dash_naming(usd_quotes: tuple[str, ...], usdt_markets: tuple[str, ...]) -> Naming:
+    """Venues whose symbols are the canonical market (OKX ``SOL-USDT``, Coinbase ``SOL-USD``)."""
+    return Naming(_same, _dashed, usd_quotes, usdt_markets)
+
+
+def _same(market: str) -> str:
+    return market
+
+
+def _dashed(symbol: str) -> str | None:
+    base, sep, quote = symbol.partition("-")
+    return symbol if sep and base and quote and "-" not in quote else None
+
+
+#: Quote currencies a concatenated symbol (``SOLUSDT``) can end with, longest match first.
+CONCAT_QUOTES: tuple[str, ...] = ("FDUSD", "USDT", "USDC", "USD", "EUR", "BTC", "ETH")
+
+
+def concat_market(symbol: str) -> str | None:
+    """``SOLUSDT`` -> ``SOL-USDT``: split off a known quote currency (None: none fits)."""
+    for quote in CONCAT_QUOTES:
+        if symbol.endswith(quote) and len(symbol) > len(quote) and symbol.isalnum():
+            return f"{symbol[: -len(quote)]}-{quote}"
+    return None
+
+
+def concat_symbol(market: str) -> str:
+    return market.replace("-", "")
+
+
+def concat_naming(usd_quotes: tuple[str, ...], usdt_markets: tuple[str, ...]) -> Naming:
+    """Venues whose symbols are base and quote run together (Binance and Bybit ``SOLUSDT``)."""
+    return Naming(concat_symbol, concat_market, usd_quotes, usdt_markets)
+
+
+@dataclass(frozen=True)
 class WebsocketVenue:
     """Everything that differs between websocket venues; the shared loop does the rest."""
 
     name: str
     #: Attribute of the connector settings holding the websocket URL (``binance_ws_url``).
     url_setting: str
-    #: Venue symbol -> market in canonical asset codes (``"BTCUSDT": "BTC-USDT"``).
+    #: Venue symbol -> market for the default directions (``"BTCUSDT": "BTC-USDT"``); the
+    #: connector derives the configured ones through ``naming``.
     markets: Mapping[str, str]
+    naming: Naming
     #: The URL to open for these symbols, given the configured URL.
     connect_url: Callable[[str, Sequence[str]], str]
     #: Messages to send after connecting, in order.
@@ -118,6 +179,8 @@ class WebsocketVenue:
     #: Connection attempts the venue tolerates (per IP).
     max_connects: RateLimit = RateLimit(1, 1.0)
     symbol_check: SymbolCheck | None = None
+    #: Symbols one connection may carry (streams or topics); more open more connections.
+    max_symbols_per_connection: int = 1024
 
 
 @dataclass(frozen=True)
@@ -148,6 +211,9 @@ class PollingVenue:
     auth: Auth | None = None
     #: Requests the venue tolerates; a shorter poll interval is warned about at start.
     max_requests: RateLimit | None = None
+    #: parse() with the symbol -> market map the connector sent along (``RawFrame.symbols``),
+    #: for venues whose frames name markets by ids no rule can read (CoinGecko coin ids).
+    parse_with: Callable[[str, datetime, Mapping[str, str]], list[MarketQuote]] | None = None
 
     @staticmethod
     def silence_limit(interval_s: float) -> float:
@@ -274,19 +340,19 @@ def listing(
 
 
 def lookup(
-    item: object, key: str, markets: Mapping[str, str], venue: str
+    item: object, key: str, market_of: Callable[[str], str | None], venue: str
 ) -> tuple[dict[str, Any], str, str]:
     """(entry, symbol, market) of a frame entry naming its symbol under ``key``.
 
-    FrameError when the entry is no object with a symbol; UnknownSymbol when the venue
-    module maps no market to the symbol.
+    FrameError when the entry is no object with a symbol; UnknownSymbol when the venue's
+    naming rule reads no market from the symbol.
     """
     if not isinstance(item, dict):
         raise FrameError(f"{venue}: an entry is not an object")
     symbol = item.get(key)
     if not isinstance(symbol, str):
         raise FrameError(f"{venue}: an entry without {key}")
-    market = markets.get(symbol)
+    market = market_of(symbol)
     if market is None:
         raise UnknownSymbol(f"{venue}: unknown symbol {symbol!r}")
     return item, symbol, market

@@ -148,7 +148,7 @@ async def test_polled_answers_pass_the_symbol_check(sim: Simulator, venue_name: 
     async def unquoted_now() -> list[str] | None:
         async with http.session() as client:
             _, text = await http.get_text(client, url, config.headers(venue), 5)
-        return check_answer(venue, symbols, text, RECEIVED_AT)
+        return check_answer(venue, venue.markets, text, RECEIVED_AT)
 
     assert await unquoted_now() == []
     sim.venues[venue_name].faults.update({"delisted": True})

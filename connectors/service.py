@@ -213,9 +213,9 @@ def _polling(
             limit.per_s,
         )
     if venue.auth is not None:
-        plan = getattr(settings, venue.auth.plan_setting)
+        plan_name = getattr(settings, venue.auth.plan_setting)
         keyed = "with an API key" if settings.headers(venue) else "without an API key"
-        log.info("%s: %s plan, %s", venue.name, plan, keyed)
+        log.info("%s: %s plan, %s", venue.name, plan_name, keyed)
     tracker = VenueTracker(venue.name, venue.silence_limit(interval), clock())
     tracker.serves, tracker.missing = plan.by_direction(settings.rates_directions)
     return ConnectionContext(

@@ -136,6 +136,15 @@ async def coin_ids(
 def report(directions: Sequence[str], plans: Sequence[Plan]) -> list[str]:
     """Log what each venue cannot serve (INFO) and the directions none serves (one WARNING)."""
     for plan in plans:
+        shown = list(plan.symbols)
+        more = f" and {len(shown) - 8} more" if len(shown) > 8 else ""
+        log.info(
+            "%s: subscribing %s%s%s",
+            plan.venue,
+            ", ".join(shown[:8]) or "nothing",
+            more,
+            "" if plan.checked else " (unchecked)",
+        )
         if plan.missing:
             log.info(
                 "%s: cannot serve %s",

@@ -173,6 +173,11 @@ class CommonSettings(BaseSettings):
         "any asset a venue lists (USDTTRC/USDTERC name USDT); see the README to add a pair",
     )
     rates_venues: CommaList = Field(default=VENUES, description="enabled venues, comma-separated")
+    rates_usdt_as_usd: bool = Field(
+        default=True,
+        description="count an X-USDT market as X-USD (market convention); false: convert it "
+        "through the same venue's USDT-USD",
+    )
     database_url: str | None = Field(
         default=None,
         description="postgresql://user@host:port/db; unset: `rates up` starts an embedded one",

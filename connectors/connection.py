@@ -94,9 +94,14 @@ class ConnectionContext(Generic[V]):
     malformed_log: Throttled = field(default_factory=Throttled)
     error_log: Throttled = field(default_factory=Throttled)
 
+    #: Which of the venue's connections this is (0: the first; its symbols beyond the
+    #: venue's per-connection limit go to the next).
+    part: int = 0
+
     def next_conn_id(self) -> str:
         self.connections += 1
-        return f"{self.venue.name}-{int(time.time())}-{self.connections}"
+        name = self.venue.name if self.part == 0 else f"{self.venue.name}.{self.part + 1}"
+        return f"{name}-{int(time.time())}-{self.connections}"
 
 
 def publish_status_change(ctx: ConnectionContext[V]) -> None:

@@ -30,10 +30,8 @@ from connectors.settings import ConnectorSettings
 from connectors.status import VenueTracker
 from connectors.subscriptions import Plan
 from connectors.supervisor import Attempt, supervise
-from connectors.symbols import coin_ids, fetch_listing, report
-from connectors.venues import coingecko
+from connectors.symbols import plan_venue, report
 from connectors.venues.base import PollingVenue, WebsocketVenue
-from schemas.directions import assets
 from schemas.errors import RateLimited, VenueError
 from schemas.records import VENUE_STATES
 
@@ -137,37 +135,6 @@ async def publish_status(
         await asyncio.sleep(every_s)
 
 
-def connector_assets(directions: Sequence[str]) -> tuple[str, ...]:
-    """Assets whose USD price the connector subscribes: the directions', and USDT's (the
-    pipeline converts through a venue's USDT-USD when USDT is not counted as USD)."""
-    return (*assets(directions), *(() if "USDT" in assets(directions) else ("USDT",)))
-
-
-async def plan_venue(
-    venue: Any, settings: ConnectorSettings, client: aiohttp.ClientSession
-) -> Plan:
-    """What to subscribe on a venue for the configured directions (asks its listing)."""
-    wanted = connector_assets(settings.rates_directions)
-    if isinstance(venue, WebsocketVenue):
-        listed = None
-        if venue.symbol_check is not None:
-            symbols = [venue.naming.symbol(m) for a in wanted for m in venue.naming.candidates(a)]
-            check = venue.symbol_check
-            listed = await fetch_listing(
-                client, venue.name, check, settings.api_url(check), symbols
-            )
-        return subscriptions.plan(venue.name, venue.naming, wanted, listed)
-    if venue.parse_with is None:  # a reference source: its fixed markets
-        return Plan(venue.name, symbols=dict(venue.markets))
-    ids, missing = await coin_ids(
-        client, settings.url(venue), settings.headers(venue), wanted, settings.coin_ids
-    )
-    ids.setdefault("USDT", coingecko.REFERENCE_COIN)
-    markets = coingecko.markets_for(ids)
-    serves = {asset: f"{asset}-USD" for asset in ids}
-    return Plan(venue.name, symbols=markets, serves=serves, missing=missing)
-
-
 def _websocket(
     venue: WebsocketVenue,
     settings: ConnectorSettings,
@@ -189,8 +156,11 @@ def _websocket(
             clock=clock,
             attempts=attempts,
             rotate_after_s=settings.rotate_after_s(venue),
+            part=part,
         )
-        for group in subscriptions.groups(list(plan.symbols), venue.max_symbols_per_connection)
+        for part, group in enumerate(
+            subscriptions.groups(list(plan.symbols), venue.max_symbols_per_connection)
+        )
     ]
 
 

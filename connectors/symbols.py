@@ -14,52 +14,26 @@ from datetime import datetime
 
 import aiohttp
 
-from connectors import metrics
+from connectors import metrics, subscriptions
 from connectors.http import get_text
+from connectors.settings import ConnectorSettings
 from connectors.subscriptions import Plan, unserved
 from connectors.venues import coingecko
 from connectors.venues.base import (
     PollingVenue,
     SymbolCheck,
+    Venue,
+    WebsocketVenue,
     load_json,
-    missing_symbols,
     unquoted,
 )
+from schemas.directions import assets
 from schemas.errors import FrameError, UnknownSymbol, VenueError
 
 log = logging.getLogger(__name__)
 
 #: A symbol check never holds anything up for longer than this per request.
 TIMEOUT_S = 10.0
-
-
-async def check_symbols(
-    client: aiohttp.ClientSession,
-    venue: str,
-    check: SymbolCheck,
-    api_url: str,
-    symbols: Sequence[str],
-) -> list[str] | None:
-    """The configured symbols the venue does not list or trade, each logged at WARNING.
-
-    None (and a WARNING) when the venue could not be asked; the connector carries on.
-    """
-    listed: dict[str, bool] = {}
-    base = api_url.rstrip("/")
-    try:
-        for path in check.paths(symbols):
-            status, text = await get_text(
-                client, f"{base}{path}", {}, TIMEOUT_S, ok=(200, 400, 404)
-            )
-            listed.update(check.listed(status, text))
-    except (aiohttp.ClientError, TimeoutError, VenueError, FrameError) as exc:
-        reason = str(exc) or type(exc).__name__
-        log.warning(
-            "%s: cannot check the configured symbols at %s (%s); carrying on", venue, base, reason
-        )
-        metrics.SYMBOLS_MISSING.labels(venue).set(-1)
-        return None
-    return _report(venue, missing_symbols(symbols, listed), "are listed and trading")
 
 
 async def fetch_listing(
@@ -131,6 +105,37 @@ async def coin_ids(
         for asset in unknown:
             missing[asset] = f"no coin id (the coin list could not be read: {reason})"
     return ids, missing
+
+
+def connector_assets(directions: Sequence[str]) -> tuple[str, ...]:
+    """Assets whose USD price the connector subscribes: the directions', and USDT's (the
+    pipeline converts through a venue's USDT-USD when USDT is not counted as USD)."""
+    return (*assets(directions), *(() if "USDT" in assets(directions) else ("USDT",)))
+
+
+async def plan_venue(
+    venue: Venue, settings: ConnectorSettings, client: aiohttp.ClientSession
+) -> Plan:
+    """What to subscribe on a venue for the configured directions (asks its listing)."""
+    wanted = connector_assets(settings.rates_directions)
+    if isinstance(venue, WebsocketVenue):
+        listed = None
+        if venue.symbol_check is not None:
+            symbols = [venue.naming.symbol(m) for a in wanted for m in venue.naming.candidates(a)]
+            check = venue.symbol_check
+            listed = await fetch_listing(
+                client, venue.name, check, settings.api_url(check), symbols
+            )
+        return subscriptions.plan(venue.name, venue.naming, wanted, listed)
+    if venue.parse_with is None:  # a reference source: its fixed markets
+        return Plan(venue.name, symbols=dict(venue.markets))
+    ids, missing = await coin_ids(
+        client, settings.url(venue), settings.headers(venue), wanted, settings.coin_ids
+    )
+    ids.setdefault("USDT", coingecko.REFERENCE_COIN)
+    markets = coingecko.markets_for(ids)
+    serves = {asset: f"{asset}-USD" for asset in ids}
+    return Plan(venue.name, symbols=markets, serves=serves, missing=missing)
 
 
 def report(directions: Sequence[str], plans: Sequence[Plan]) -> list[str]:

@@ -155,3 +155,24 @@ def test_the_simulator_prices_any_asset_plausibly() -> None:
     assert not any(m.startswith("NOPE") for m in levels)
     assert default_level("SYN001") == default_level("SYN001")
     assert all(Decimal("0.05") <= default_level(f"S{i}") <= Decimal("500") for i in range(200))
+
+
+def test_a_venue_beyond_its_limit_opens_several_connections_with_one_status() -> None:
+    from datetime import UTC, datetime
+
+    from connectors.service import _websocket
+    from connectors.settings import ConnectorSettings
+
+    symbols = {f"S{i}USDT": f"S{i}-USDT" for i in range(2100)}
+    settings = ConnectorSettings(rates_directions=("S0-USD", "XMR-USD"))
+    found = Plan(
+        "binance", symbols=symbols, serves={"S0": "S0-USDT"}, missing={"XMR": "not listed"}
+    )
+    clock = lambda: datetime(2026, 12, 5, tzinfo=UTC)  # noqa: E731
+    contexts = _websocket(binance.VENUE, settings, object(), clock, found)  # type: ignore[arg-type]
+    assert [len(c.symbols) for c in contexts] == [1024, 1024, 52]
+    assert len({id(c.tracker) for c in contexts}) == 1  # one venue, one status
+    assert contexts[0].tracker.status().serves == {"S0-USD": "S0-USDT"}
+    assert contexts[0].tracker.status().missing == {"XMR-USD": "not listed"}
+    ids = {c.next_conn_id().rsplit("-", 2)[0] for c in contexts}
+    assert ids == {"binance", "binance.2", "binance.3"}  # frames say which connection

@@ -94,6 +94,12 @@ def check_directions(names: tuple[str, ...]) -> tuple[str, ...]:
             f"malformed direction {', '.join(map(repr, bad))}: expected ASSET-USD or "
             "ASSET-RUB (ASSET: 1-15 letters or digits), e.g. SOL-USD"
         )
+    fiat = [n for n in upper if n.split("-")[0] in DIRECTION_QUOTES]
+    if fiat:
+        raise ValueError(
+            f"unsupported direction {', '.join(map(repr, fiat))}: ASSET must be a crypto "
+            "asset, not USD or RUB (USD-RUB is the reference, not a direction)"
+        )
     if not upper:
         raise ValueError("no direction configured")
     return upper

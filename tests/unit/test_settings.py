@@ -62,6 +62,7 @@ def test_comma_lists_and_case(monkeypatch: pytest.MonkeyPatch) -> None:
         ("RATES_DIRECTIONS", "BTCUSD", CommonSettings, "RATES_DIRECTIONS"),
         ("RATES_DIRECTIONS", "SOL-USD,SOL/RUB", CommonSettings, "malformed direction 'SOL/RUB'"),
         ("RATES_DIRECTIONS", "SOL-EUR", CommonSettings, "expected ASSET-USD or ASSET-RUB"),
+        ("RATES_DIRECTIONS", "BTC-USD,USD-RUB", CommonSettings, "unsupported direction 'USD-RUB'"),
         ("KAFKA_BOOTSTRAP_SERVERS", "localhost", CommonSettings, "KAFKA_BOOTSTRAP_SERVERS"),
         ("KAFKA_BOOTSTRAP_SERVERS", "h:99999", CommonSettings, "KAFKA_BOOTSTRAP_SERVERS"),
         ("DATABASE_URL", "mysql://x@y/z", CommonSettings, "DATABASE_URL"),

@@ -7,6 +7,7 @@ import functools
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +32,7 @@ from connectors.status import VenueTracker
 from connectors.subscriptions import Plan
 from connectors.supervisor import Attempt, supervise
 from connectors.symbols import plan_venue, report
-from connectors.venues.base import PollingVenue, WebsocketVenue
+from connectors.venues.base import PollingVenue, Venue, WebsocketVenue
 from schemas.errors import RateLimited, VenueError
 from schemas.records import VENUE_STATES
 
@@ -135,16 +136,25 @@ async def publish_status(
         await asyncio.sleep(every_s)
 
 
+def _tracker(
+    venue: Venue, settings: ConnectorSettings, clock: Callable[[], datetime]
+) -> VenueTracker:
+    if isinstance(venue, WebsocketVenue):
+        limit_s = venue.silence_limit_s
+    else:
+        limit_s = venue.silence_limit(settings.interval_s(venue))
+    return VenueTracker(venue.name, limit_s, clock())
+
+
 def _websocket(
     venue: WebsocketVenue,
     settings: ConnectorSettings,
     sink: Sink,
     clock: Callable[[], datetime],
     plan: Plan,
+    tracker: VenueTracker,
 ) -> list[ConnectionContext[WebsocketVenue]]:
     """One context per connection: the symbols split by the venue's per-connection limit."""
-    tracker = VenueTracker(venue.name, venue.silence_limit_s, clock())
-    tracker.serves, tracker.missing = plan.by_direction(settings.rates_directions)
     attempts = RateLimiter.of(venue.max_connects)
     return [
         ConnectionContext(
@@ -170,6 +180,7 @@ def _polling(
     sink: Sink,
     clock: Callable[[], datetime],
     plan: Plan,
+    tracker: VenueTracker,
 ) -> ConnectionContext[PollingVenue]:
     interval = settings.interval_s(venue)
     limit = venue.max_requests
@@ -186,8 +197,6 @@ def _polling(
         plan_name = getattr(settings, venue.auth.plan_setting)
         keyed = "with an API key" if settings.headers(venue) else "without an API key"
         log.info("%s: %s plan, %s", venue.name, plan_name, keyed)
-    tracker = VenueTracker(venue.name, venue.silence_limit(interval), clock())
-    tracker.serves, tracker.missing = plan.by_direction(settings.rates_directions)
     return ConnectionContext(
         venue=venue,
         url=settings.url(venue),
@@ -199,43 +208,54 @@ def _polling(
     )
 
 
-def _start(
-    venues: Sequence[Any],
-    plans: Sequence[Plan],
-    settings: ConnectorSettings,
-    sink: Sink,
-    clock: Callable[[], datetime],
-    client: aiohttp.ClientSession,
-    backoff: Backoff,
-    reach: Reachability,
-    tasks: asyncio.TaskGroup,
-) -> list[ConnectionContext[Any]]:
-    """A supervised task per connection (several per venue beyond its per-connection limit)."""
-    contexts: list[ConnectionContext[Any]] = []
-    for venue, plan in zip(venues, plans, strict=True):
-        run_once: Callable[[], Awaitable[None]]
-        started: list[tuple[ConnectionContext[Any], Callable[[], Awaitable[None]]]]
-        if isinstance(venue, WebsocketVenue):
-            started = [
-                (ws, functools.partial(connect_once, ws))
-                for ws in _websocket(venue, settings, sink, clock, plan)
-            ]
-        else:
-            polled = _polling(venue, settings, sink, clock, plan)
-            run_once = functools.partial(
-                poll_once, polled, client, settings.headers(venue), settings.interval_s(venue)
-            )
-            started = [(polled, run_once)]
-        for index, (ctx, run_once) in enumerate(started):
-            name = venue.name if index == 0 else f"{venue.name}-{index + 1}"
-            contexts.append(ctx)
-            tasks.create_task(
-                supervise(
-                    name, run_once, backoff, on_retry=functools.partial(_on_retry, ctx, reach)
-                ),
-                name=name,
-            )
-    return contexts
+@dataclass
+class _Start:
+    """What every venue's start shares: the connector's parts, and the plans so far."""
+
+    settings: ConnectorSettings
+    sink: Sink
+    clock: Callable[[], datetime]
+    client: aiohttp.ClientSession
+    backoff: Backoff
+    reach: Reachability
+    tasks: asyncio.TaskGroup
+    venues: int
+    plans: list[Plan] = field(default_factory=list)
+
+
+async def _start_venue(venue: Venue, tracker: VenueTracker, start: _Start) -> None:
+    """Plan a venue's subscriptions (its listing), then a supervised task per connection.
+
+    Venues start independently: a slow listing holds up its own venue only. Once every
+    venue has planned, the directions none serves are reported (one WARNING).
+    """
+    settings = start.settings
+    plan = await plan_venue(venue, settings, start.client)
+    tracker.serves, tracker.missing = plan.by_direction(settings.rates_directions)
+    start.plans.append(plan)
+    if len(start.plans) == start.venues:
+        report(settings.rates_directions, start.plans)
+    started: list[tuple[ConnectionContext[Any], Callable[[], Awaitable[None]]]]
+    if isinstance(venue, WebsocketVenue):
+        started = [
+            (ws, functools.partial(connect_once, ws))
+            for ws in _websocket(venue, settings, start.sink, start.clock, plan, tracker)
+        ]
+    else:
+        polled = _polling(venue, settings, start.sink, start.clock, plan, tracker)
+        headers, interval = settings.headers(venue), settings.interval_s(venue)
+        started = [(polled, functools.partial(poll_once, polled, start.client, headers, interval))]
+    log.info(
+        "%s: connecting to %s (%d symbols, %d connection(s))",
+        venue.name,
+        settings.url(venue),
+        len(plan.symbols),
+        len(started),
+    )
+    for index, (ctx, run_once) in enumerate(started):
+        name = venue.name if index == 0 else f"{venue.name}-{index + 1}"
+        retry = functools.partial(_on_retry, ctx, start.reach)
+        start.tasks.create_task(supervise(name, run_once, start.backoff, on_retry=retry), name=name)
 
 
 async def run(
@@ -254,22 +274,13 @@ async def run(
     backoff = Backoff(settings.connector_backoff_base_s, settings.connector_backoff_cap_s)
     reach = Reachability(names)
     try:
-        async with http.session() as client:
-            plans = await asyncio.gather(*(plan_venue(v, settings, client) for v in venues))
-            report(settings.rates_directions, plans)
-            async with asyncio.TaskGroup() as tasks:
-                contexts = _start(
-                    venues, plans, settings, publisher, clock, client, backoff, reach, tasks
-                )
-                log.info(
-                    "connecting to %s",
-                    ", ".join(
-                        f"{c.venue.name} at {c.url} ({len(c.symbols)} symbols)" for c in contexts
-                    ),
-                )
-                tasks.create_task(publisher.run(), name="publisher")
-                trackers = list({id(c.tracker): c.tracker for c in contexts}.values())
-                tasks.create_task(publish_status(trackers, publisher, reach, clock), name="status")
+        trackers = [_tracker(venue, settings, clock) for venue in venues]
+        async with http.session() as client, asyncio.TaskGroup() as tasks:
+            start = _Start(settings, publisher, clock, client, backoff, reach, tasks, len(venues))
+            for venue, tracker in zip(venues, trackers, strict=True):
+                tasks.create_task(_start_venue(venue, tracker, start), name=f"{venue.name}-start")
+            tasks.create_task(publisher.run(), name="publisher")
+            tasks.create_task(publish_status(trackers, publisher, reach, clock), name="status")
     finally:
         try:
             await publisher.flush()

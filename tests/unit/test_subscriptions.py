@@ -160,7 +160,7 @@ def test_the_simulator_prices_any_asset_plausibly() -> None:
 def test_a_venue_beyond_its_limit_opens_several_connections_with_one_status() -> None:
     from datetime import UTC, datetime
 
-    from connectors.service import _websocket
+    from connectors.service import _tracker, _websocket
     from connectors.settings import ConnectorSettings
 
     symbols = {f"S{i}USDT": f"S{i}-USDT" for i in range(2100)}
@@ -169,7 +169,9 @@ def test_a_venue_beyond_its_limit_opens_several_connections_with_one_status() ->
         "binance", symbols=symbols, serves={"S0": "S0-USDT"}, missing={"XMR": "not listed"}
     )
     clock = lambda: datetime(2026, 12, 5, tzinfo=UTC)  # noqa: E731
-    contexts = _websocket(binance.VENUE, settings, object(), clock, found)  # type: ignore[arg-type]
+    tracker = _tracker(binance.VENUE, settings, clock)
+    tracker.serves, tracker.missing = found.by_direction(settings.rates_directions)
+    contexts = _websocket(binance.VENUE, settings, object(), clock, found, tracker)  # type: ignore[arg-type]
     assert [len(c.symbols) for c in contexts] == [1024, 1024, 52]
     assert len({id(c.tracker) for c in contexts}) == 1  # one venue, one status
     assert contexts[0].tracker.status().serves == {"S0-USD": "S0-USDT"}

@@ -65,7 +65,7 @@ def test_64_directions_across_all_venues(kafka: str, procs: Procs) -> None:
     assert len(directions) == 64
     stack = start_stack(procs, kafka, (*directions, "XMR-USD"), unlisted=["XMR"])
     wait_served(stack.api, {d: set(SIMULATED_EXCHANGERS) for d in directions}, 90)
-    check_v1(stack.api, directions, ("binance", "coingecko"))
+    check_v1(stack.api, directions, SIMULATED_EXCHANGERS)
 
     # One WARNING at start names the direction no venue lists; the API says why per venue.
     log = stack.connector.output()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
@@ -135,8 +136,6 @@ def test_coin_ids_by_the_documented_rule() -> None:
 
 
 def test_coingecko_parses_looked_up_ids_with_the_map_sent_along() -> None:
-    from datetime import UTC, datetime
-
     now = datetime(2026, 12, 5, tzinfo=UTC)
     frame = '{"syn7":{"usd":1.25,"rub":101.5,"last_updated_at":1795536000},"solana":{"usd":180.5}}'
     markets = coingecko.markets_for({"SYN7": "syn7"})
@@ -158,8 +157,6 @@ def test_the_simulator_prices_any_asset_plausibly() -> None:
 
 
 def test_a_venue_beyond_its_limit_opens_several_connections_with_one_status() -> None:
-    from datetime import UTC, datetime
-
     from connectors.service import _tracker, _websocket
     from connectors.settings import ConnectorSettings
 
@@ -178,3 +175,35 @@ def test_a_venue_beyond_its_limit_opens_several_connections_with_one_status() ->
     assert contexts[0].tracker.status().missing == {"XMR-USD": "not listed"}
     ids = {c.next_conn_id().rsplit("-", 2)[0] for c in contexts}
     assert ids == {"binance", "binance.2", "binance.3"}  # frames say which connection
+
+
+@pytest.mark.parametrize("venue_name", ["binance", "kraken", "okx", "bybit", "coinbase"])
+def test_256_directions_derive_list_and_parse_on_every_venue(venue_name: str) -> None:
+    """The scaling benchmark's 256 directions: each venue's derived symbols are all in its
+    simulated listing, fit its per-connection and per-message limits, and parse back."""
+    import random
+
+    from connectors import registry
+    from connectors.simulator.market import Market
+    from connectors.simulator.server import SIMULATED
+    from connectors.venues.base import WebsocketVenue
+    from devtools.directions import synthetic_directions
+
+    directions = synthetic_directions(256)
+    wanted = assets(directions)
+    sim = SIMULATED[venue_name](Market(random.Random(1), levels_for(wanted)))
+    venue = registry.VENUES[venue_name]
+    assert isinstance(venue, WebsocketVenue)
+    listed = dict.fromkeys(sim.listing, True)
+    found = plan(venue_name, venue.naming, wanted, listed)
+    assert not found.missing and len(found.serves) == len(wanted) == 192
+    parts = groups(list(found.symbols), venue.max_symbols_per_connection)
+    assert len(parts) == 1  # 192 symbols: one connection on every venue
+    assert len(venue.connect_url("wss://x", parts[0])) < 8192
+    sub = sim.subscribe_all()
+    markets = {
+        q.market
+        for frame in sim.data_frames_for(sub, 1795536000123)
+        for q in venue.parse(frame, datetime(2026, 12, 5, tzinfo=UTC))
+    }
+    assert set(found.serves.values()) <= markets

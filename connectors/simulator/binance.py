@@ -52,6 +52,9 @@ class BinanceSim(SimVenue):
 
     async def _combined(self, request: web.Request) -> web.StreamResponse:
         streams = _streams(request.query.get("streams", ""))
+        if len(streams) > binance.MAX_STREAMS:  # Binance's limit per connection
+            body = {"code": -1, "msg": f"Too many streams: at most {binance.MAX_STREAMS}."}
+            return web.json_response(body, status=400)
         return await self.accept(request, Subscription(streams, combined=True))
 
     async def _raw(self, request: web.Request) -> web.StreamResponse:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from connectors.venues.base import Naming
+from connectors.venues.naming import Naming
 from schemas.directions import market_asset
 
 

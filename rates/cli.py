@@ -170,7 +170,8 @@ def _write_atomically(path: Path, text: str) -> None:
 
 def _sim_directions(given: str | None) -> tuple[str, ...]:
     """The directions to price: --directions, else RATES_DIRECTIONS, else the defaults."""
-    from schemas.settings import DEFAULT_DIRECTIONS, check_directions, split_commas
+    from schemas.directions import check_directions
+    from schemas.settings import DEFAULT_DIRECTIONS, split_commas
 
     text = given if given is not None else os.environ.get("RATES_DIRECTIONS", "")
     names = split_commas(text)

@@ -6,6 +6,7 @@ Shared by the connector (which markets to subscribe), the pipeline (routes) and 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 #: Direction asset names that are another name of a market asset (one token, two chains).
@@ -57,3 +58,34 @@ def how(direction: str, market: str, usdt_as_usd: bool = True) -> tuple[str, str
             return HOW_USDT_AS_USD, f"{market} market, USDT counted as USD"
         return HOW_VIA_USDT, f"{market} market times the venue's USDT-USD"
     return HOW_DIRECT, f"{market} market"
+
+
+#: Quote currencies a direction may have: USD (markets in USD, or USDT counted as USD) and RUB
+#: (derived from X-USD and the USD-RUB reference).
+DIRECTION_QUOTES: tuple[str, ...] = ("USD", "RUB")
+
+_DIRECTION_RE = re.compile(r"^[A-Z0-9]{1,15}-(USD|RUB)$")
+
+
+def check_directions(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Upper-case, de-duplicate (keeping order) and check ``ASSET-USD``/``ASSET-RUB`` directions.
+
+    ASSET is any asset code of 1-15 letters or digits (``SOL``, ``1INCH``; ``USDTTRC`` and
+    ``USDTERC`` name USDT); whether a venue lists it is checked by the connector at start.
+    """
+    upper = tuple(dict.fromkeys(n.upper() for n in names))
+    bad = [n for n in upper if not _DIRECTION_RE.match(n)]
+    if bad:
+        raise ValueError(
+            f"malformed direction {', '.join(map(repr, bad))}: expected ASSET-USD or "
+            "ASSET-RUB (ASSET: 1-15 letters or digits), e.g. SOL-USD"
+        )
+    fiat = [n for n in upper if n.split("-")[0] in DIRECTION_QUOTES]
+    if fiat:
+        raise ValueError(
+            f"unsupported direction {', '.join(map(repr, fiat))}: ASSET must be a crypto "
+            "asset, not USD or RUB (USD-RUB is the reference, not a direction)"
+        )
+    if not upper:
+        raise ValueError("no direction configured")
+    return upper

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from schemas.directions import check_directions
 from schemas.errors import ConfigError
 from schemas.topics import Topics, check_prefix
 from schemas.venues import VENUES
@@ -45,11 +46,6 @@ DEFAULT_DIRECTIONS: tuple[str, ...] = (
     "USDTERC-RUB",
 )
 
-#: Quote currencies a direction may have: USD (markets in USD, or USDT counted as USD) and RUB
-#: (derived from X-USD and the USD-RUB reference).
-DIRECTION_QUOTES: tuple[str, ...] = ("USD", "RUB")
-
-_DIRECTION_RE = re.compile(r"^[A-Z0-9]{1,15}-(USD|RUB)$")
 _HOSTPORT_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")
 
 
@@ -79,30 +75,6 @@ def check_database_url(value: str) -> str:
     if port == 0:
         raise ValueError("port 0 is not a PostgreSQL port")
     return value
-
-
-def check_directions(names: tuple[str, ...]) -> tuple[str, ...]:
-    """Upper-case, de-duplicate (keeping order) and check ``ASSET-USD``/``ASSET-RUB`` directions.
-
-    ASSET is any asset code of 1-15 letters or digits (``SOL``, ``1INCH``; ``USDTTRC`` and
-    ``USDTERC`` name USDT); whether a venue lists it is checked by the connector at start.
-    """
-    upper = tuple(dict.fromkeys(n.upper() for n in names))
-    bad = [n for n in upper if not _DIRECTION_RE.match(n)]
-    if bad:
-        raise ValueError(
-            f"malformed direction {', '.join(map(repr, bad))}: expected ASSET-USD or "
-            "ASSET-RUB (ASSET: 1-15 letters or digits), e.g. SOL-USD"
-        )
-    fiat = [n for n in upper if n.split("-")[0] in DIRECTION_QUOTES]
-    if fiat:
-        raise ValueError(
-            f"unsupported direction {', '.join(map(repr, fiat))}: ASSET must be a crypto "
-            "asset, not USD or RUB (USD-RUB is the reference, not a direction)"
-        )
-    if not upper:
-        raise ValueError("no direction configured")
-    return upper
 
 
 def check_venues(names: tuple[str, ...], setting: str) -> tuple[str, ...]:

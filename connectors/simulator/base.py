@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from connectors.simulator.market import Market
-from connectors.venues.base import Naming
+from connectors.venues.naming import Naming
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ from connectors.venues.base import (
     SymbolCheck,
     WebsocketVenue,
     collect,
-    concat_naming,
     json_object,
     listing,
     load_json,
@@ -26,6 +25,7 @@ from connectors.venues.base import (
     millis,
     price,
 )
+from connectors.venues.naming import concat_naming
 from schemas.errors import FrameError, UnknownSymbol
 
 NAME = "binance"

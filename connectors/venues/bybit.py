@@ -21,7 +21,6 @@ from connectors.venues.base import (
     RateLimit,
     SymbolCheck,
     WebsocketVenue,
-    concat_naming,
     json_object,
     listing,
     load_json,
@@ -31,6 +30,7 @@ from connectors.venues.base import (
     price,
     same_url,
 )
+from connectors.venues.naming import concat_naming
 from schemas.errors import FrameError
 
 NAME = "bybit"

@@ -22,7 +22,6 @@ from connectors.venues.base import (
     SymbolCheck,
     WebsocketVenue,
     collect,
-    dash_naming,
     json_object,
     listing,
     load_json,
@@ -32,6 +31,7 @@ from connectors.venues.base import (
     rfc3339,
     same_url,
 )
+from connectors.venues.naming import dash_naming
 from schemas.errors import FrameError
 
 NAME = "coinbase"

@@ -18,7 +18,6 @@ from connectors.venues.base import (
     Frame,
     FrameKind,
     MarketQuote,
-    Naming,
     RateLimit,
     SymbolCheck,
     WebsocketVenue,
@@ -33,6 +32,7 @@ from connectors.venues.base import (
     rfc3339,
     same_url,
 )
+from connectors.venues.naming import Naming
 from schemas.errors import FrameError
 
 NAME = "kraken"

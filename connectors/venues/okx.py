@@ -23,7 +23,6 @@ from connectors.venues.base import (
     SymbolCheck,
     WebsocketVenue,
     collect,
-    dash_naming,
     json_object,
     listing,
     load_json,
@@ -33,6 +32,7 @@ from connectors.venues.base import (
     price,
     same_url,
 )
+from connectors.venues.naming import dash_naming
 from schemas.errors import FrameError
 
 NAME = "okx"

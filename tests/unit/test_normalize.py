@@ -16,9 +16,9 @@ from connectors.venues.base import (
     FrameKind,
     MarketQuote,
     WebsocketVenue,
-    dash_naming,
     quote_id,
 )
+from connectors.venues.naming import dash_naming
 from pipeline.health import Health, Policy, VenueHealth
 from pipeline.normalize import Conversion, References, Route, Target, normalize, round8
 from schemas.errors import FrameError, UnknownSymbol

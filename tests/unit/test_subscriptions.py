@@ -11,7 +11,7 @@ import pytest
 from connectors.simulator.market import KNOWN_USD, default_level, levels_for
 from connectors.subscriptions import Plan, groups, plan, unserved
 from connectors.venues import binance, bybit, coinbase, coingecko, kraken, okx
-from connectors.venues.base import concat_market
+from connectors.venues.naming import concat_market
 from schemas.directions import assets, how
 from schemas.errors import FrameError
 

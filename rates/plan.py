@@ -299,6 +299,9 @@ def services(
             str(addresses.simulator_port),
             "--tick-interval",
             f"{settings.rates_simulator_tick_s:g}",
+            # Every configured direction's market, whether set in the environment or .env.
+            "--directions",
+            ",".join(settings.rates_directions),
         )
         steps.append(Child("simulator", argv, env, ready=PortsWritten(written), grace_s=5.0))
     return Services(

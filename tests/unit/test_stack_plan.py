@@ -24,6 +24,7 @@ from rates.plan import (
     ports,
 )
 from rates.settings import StackSettings
+from schemas.settings import DEFAULT_DIRECTIONS
 
 STATE = Path("/srv/rates")
 EMBEDDED = Addresses(STATE, kafka_port=9100, postgres_port=9200)
@@ -141,11 +142,12 @@ def test_the_simulator_writes_its_ports_before_the_connector_starts() -> None:
     assert simulator.argv == (
         *RATES, "simulate", "--ports-file", str(ports),
         "--base-port", "0", "--tick-interval", "0.25",
+        "--directions", ",".join(DEFAULT_DIRECTIONS),
     )  # fmt: skip
     assert simulator.ready == PortsWritten(ports)
     assert simulator.depends_on == ()
     fixed = make("simulator", addresses=Addresses(STATE, 9100, 9200, simulator_port=9400))
-    assert children(fixed)["simulator"].argv[-4:] == (
+    assert children(fixed)["simulator"].argv[-6:-2] == (
         "--base-port",
         "9400",
         "--tick-interval",

@@ -98,6 +98,44 @@ class VenuesV2(BaseModel):
     venues: list[VenueV2]
 
 
+class DirectionVenue(BaseModel):
+    """A venue that serves a direction, and how."""
+
+    venue: str = Field(examples=["binance"])
+    market: str = Field(description="the venue market read for it", examples=["SOL-USDT"])
+    how: Literal["direct", "usdt_as_usd", "via_usdt", "inverted", "derived"] = Field(
+        description="`direct`: the venue's X-USD market; `usdt_as_usd`: its X-USDT market, "
+        "USDT counted as USD; `via_usdt`: X-USDT times the venue's USDT-USD; `inverted`: "
+        "USDC-USDT inverted (USDT's own price); `derived`: X-RUB, the venue's X-USD times the "
+        "USD-RUB reference"
+    )
+    detail: str = Field(examples=["SOL-USDT market, USDT counted as USD"])
+    fresh: bool | None = Field(description="its quote is fresh now; null: no quote yet")
+
+
+class DirectionMissing(BaseModel):
+    """A venue that cannot serve a direction."""
+
+    venue: str = Field(examples=["coinbase"])
+    reason: str = Field(examples=["XMR-USD is not listed"])
+
+
+class DirectionV2(BaseModel):
+    direction: str = Field(examples=["SOL-USD"])
+    served: bool = Field(description="at least one enabled venue lists a market for it")
+    venue: str | None = Field(description="the venue serving it now (failover); null: none yet")
+    venues: list[DirectionVenue]
+    missing: list[DirectionMissing]
+
+
+class DirectionsV2(BaseModel):
+    directions: list[DirectionV2] = Field(description="every configured direction, in order")
+    unserved: list[str] = Field(
+        description="directions no enabled venue lists a market for (the connector's start "
+        "WARNING names them too)"
+    )
+
+
 class HistoryQuote(BaseModel):
     id: str
     venue: str

@@ -14,8 +14,8 @@ import psutil
 
 #: name -> module with ``run() -> dict`` and ``report(result) -> str``.
 BENCHMARKS = ("latency", "failover", "api", "replay", "scaling")
-#: Run only when named (long): `make history-size`, `python -m benchmarks broker`.
-ON_REQUEST = ("history", "broker")
+#: Run only when named: `make history-size`, `python -m benchmarks broker`, `... fetch_cost`.
+ON_REQUEST = ("history", "broker", "fetch_cost")
 
 RESULTS = Path("bench-results")
 

@@ -2,6 +2,9 @@
 
 Each row is measured in one run, as the median of ROUNDS rounds. Row kinds (KINDS):
 
+- ``directions``: the same figures as ``tick_rate`` at the default rate with 8 (the
+  defaults), 64 and 256 configured directions (BTC-USD and synthetic assets every simulated
+  venue lists, devtools/directions.py): `RATES_DIRECTIONS` and `rates simulate --directions`.
 - ``tick_rate``: the whole pipeline (`rates up` with the simulator's URLs, a Tansu broker of
   its own, the embedded PostgreSQL) on the simulator ticking at 1x, 4x and 16x its default
   rate (`rates simulate --tick-interval`, 0.25 s). Each round watches the running stack for
@@ -16,8 +19,8 @@ Each row is measured in one run, as the median of ROUNDS rounds. Row kinds (KIND
   share of (client, change) pairs delivered (a stream coalesces changes it had no time to
   send), and the API process's RSS and CPU.
 
-A future kind (e.g. configured directions x venues) adds a ``Kind`` to KINDS: the table,
-the JSON and the chart (devtools/charts.py, told the kinds) take every kind alike.
+A further kind adds a ``Kind`` to KINDS: the table, the JSON and the chart
+(devtools/charts.py, told the kinds) take every kind alike.
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,7 @@ from benchmarks.latency import percentile, tick_latencies
 from benchmarks.sse_clients import MARKER
 from devtools.apiserver import latest_records, publish, run_api
 from devtools.charts import Figure, kinds_json, scaling_chart
+from devtools.directions import synthetic_directions
 from devtools.embedded import start_tansu
 from devtools.environment import clean_env
 from devtools.processes import RATES, running
@@ -72,6 +77,8 @@ SERVER_CPU = 1
 CLIENT_CPU = 0
 PREFIX = "bench-scaling."
 CHART = Path("docs/load/scaling.png")
+#: The result the README shows; a run of some kinds only (BENCH_SCALING_KINDS) keeps the rest.
+KEPT = Path("docs/load/scaling.json")
 MIB = 2**20
 
 
@@ -162,13 +169,36 @@ def sample_ticks(
 
 def tick_rate(level: int, directory: Path) -> dict[str, Any]:
     """The pipeline on the simulator at ``level`` x its default tick rate."""
+    row = pipeline_row(directory, DEFAULT_TICK_S / level, DEFAULT_DIRECTIONS)
+    row["tick_interval_s"] = DEFAULT_TICK_S / level
+    return row
+
+
+def directions(level: int, directory: Path) -> dict[str, Any]:
+    """The pipeline on the simulator with ``level`` configured directions at the default
+    tick rate: the eight defaults, or BTC-USD (the latency probe) and synthetic assets that
+    every simulated venue lists (devtools/directions.py, as the integration tests do)."""
+    configured = (
+        DEFAULT_DIRECTIONS
+        if level == len(DEFAULT_DIRECTIONS)
+        else ("BTC-USD", *synthetic_directions(level - 1))
+    )
+    row = pipeline_row(directory, DEFAULT_TICK_S, configured)
+    row["directions"] = len(configured)
+    return row
+
+
+def pipeline_row(directory: Path, tick_s: float, configured: Sequence[str]) -> dict[str, Any]:
+    """Frames/s, CPU per 1,000 frames, worker lag, tick -> API latency and RSS of the stack
+    (`rates up --source live` on a simulator ticking every ``tick_s``), medians of ROUNDS."""
+    joined = ",".join(configured)
     with ExitStack() as stack:
         tansu = start_tansu(log=directory / "tansu.log")
         stack.callback(tansu.stop)
         ports = directory / "simulator.json"
         sim = stack.enter_context(running(
             "simulator", [*RATES, "simulate", "--ports-file", str(ports),
-                          "--tick-interval", str(DEFAULT_TICK_S / level)],
+                          "--tick-interval", str(tick_s), "--directions", joined],
             clean_env(LOG_LEVEL="WARNING"), directory / "simulator.log",
             stop_signal=signal.SIGINT, timeout_s=60))  # fmt: skip
         found = wait_until(lambda: json.loads(ports.read_text()), 30, "the simulator's ports")
@@ -176,7 +206,7 @@ def tick_rate(level: int, directory: Path) -> dict[str, Any]:
         env = clean_env(
             **found["env"], KAFKA_BOOTSTRAP_SERVERS=tansu.address, API_PORT=str(api_port),
             RATES_STATE_DIR=str(directory / "state"), CONNECTOR_METRICS_PORT=str(connector_port),
-            WORKER_METRICS_PORT=str(worker_port),
+            WORKER_METRICS_PORT=str(worker_port), RATES_DIRECTIONS=joined,
         )  # fmt: skip
         up = stack.enter_context(running(
             "up", [*RATES, "up", "--source", "live"], env, directory / "up.log",
@@ -197,7 +227,7 @@ def tick_rate(level: int, directory: Path) -> dict[str, Any]:
             "simulator": psutil.Process(sim.popen.pid),
             "kafka": psutil.Process(tansu.popen.pid),
         }
-        rng = random.Random(level)
+        rng = random.Random(len(configured))
         rounds: list[dict[str, Any]] = []
         for _ in range(ROUNDS):
             roles = pipeline_processes(psutil.Process(up.popen.pid), extra)
@@ -221,7 +251,6 @@ def tick_rate(level: int, directory: Path) -> dict[str, Any]:
                 "rss_mib": {r: sum(map(_rss_mib, ps)) for r, ps in roles.items()},
             })  # fmt: skip
     row = medians(rounds)
-    row["tick_interval_s"] = DEFAULT_TICK_S / level
     row["falls_behind"] = row["lag_growth_per_s"] > 0.01 * row["frames_per_s"]
     return row
 
@@ -316,6 +345,19 @@ def stream_clients(level: int, directory: Path) -> dict[str, Any]:
 
 KIND_LIST: tuple[Kind, ...] = (
     Kind(
+        "directions",
+        "configured directions",
+        (8, 64, 256),
+        (
+            Figure("cpu_s_per_1000_frames", "CPU s per 1,000 frames"),
+            Figure("frames_per_s", "frames/s"),
+            Figure("tick_api_p99_ms", "tick -> API p99 (ms)"),
+            Figure("rss_mib", "RSS (MiB)"),
+            Figure("lag_growth_per_s", "worker lag growth (frames/s)"),
+        ),
+        directions,
+    ),
+    Kind(
         "tick_rate",
         "simulator tick rate (x default)",
         (1, 4, 16),
@@ -377,11 +419,11 @@ def raise_fd_limit(needed: int) -> None:
 
 
 def run() -> dict[str, Any]:
-    raise_fd_limit(2 * max(KIND_LIST[1].levels) + 1024)
-    only = os.environ.get("BENCH_SCALING_KINDS", "").split(",")
+    raise_fd_limit(2 * max(k.levels[-1] for k in KIND_LIST) + 1024)
+    only = [name for name in os.environ.get("BENCH_SCALING_KINDS", "").split(",") if name]
     rows: list[dict[str, Any]] = []
     for kind in KIND_LIST:
-        if only != [""] and kind.name not in only:
+        if only and kind.name not in only:
             continue
         for level in kind.levels:
             with tempfile.TemporaryDirectory(prefix=f"cp-bench-{kind.name}-") as tmp:
@@ -390,14 +432,26 @@ def run() -> dict[str, Any]:
                     row = kind.measure(level, Path(tmp))
                 except Exception as exc:  # noqa: BLE001 (one level's failure must not hide the others)
                     row = {"error": f"{type(exc).__name__}: {exc}"[:500]}
-            row.update(kind=kind.name, level=level, seconds=round(time.monotonic() - started))
+            row.update(kind=kind.name, level=level, seconds=round(time.monotonic() - started),
+                       measured_at=f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+                       load_average_1m=round(os.getloadavg()[0], 2))  # fmt: skip
             print(f"  {kind.name} {level}: {json.dumps(row)}", flush=True)
             rows.append(row)
+    if only and KEPT.exists():
+        # Some kinds only: the other kinds' rows of the kept result stay (each says its date).
+        kept = json.loads(KEPT.read_text())["rows"]
+        rows = [row for row in kept if row["kind"] not in only] + rows
     CHART.parent.mkdir(parents=True, exist_ok=True)
     scaling_chart(KINDS, rows, CHART)
     # The kinds travel with the rows: `python -m devtools.charts scaling` draws them again.
     return {"rounds": ROUNDS, "rows": rows, "kinds": kinds_json(KINDS), "chart": str(CHART),
             "load_average_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
+
+
+def _what(row: dict[str, Any]) -> str:
+    if row["kind"] == "directions":
+        return f"{row['level']} directions"
+    return f"tick rate {row['level']}x"
 
 
 def _ms(value: float | None) -> str:
@@ -409,11 +463,11 @@ def report(result: dict[str, Any]) -> str:
     for row in result["rows"]:
         if "error" in row:
             lines.append(f"{row['kind']} {row['level']}: FAILED: {row['error']}")
-        elif row["kind"] == "tick_rate":
+        elif row["kind"] in ("tick_rate", "directions"):
             cpu = ", ".join(f"{k} {v}" for k, v in row["cpu_s_per_1000_frames"].items())
             rss = ", ".join(f"{k} {v:.0f}" for k, v in row["rss_mib"].items())
             lines.append(
-                f"tick rate {row['level']}x ({row['frames_per_s']} frames/s): CPU s per 1,000 "
+                f"{_what(row)} ({row['frames_per_s']} frames/s): CPU s per 1,000 "
                 f"frames: {cpu}; tick -> API p50 {_ms(row['tick_api_p50_ms'])}, p99 "
                 f"{_ms(row['tick_api_p99_ms'])}; worker lag growth {row['lag_growth_per_s']} "
                 f"frames/s{' (falls behind)' if row['falls_behind'] else ''}; ticks not served "

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -88,12 +88,20 @@ class ConnectionContext(Generic[V]):
     connections: int = 0
     #: Polled venues: the first answer has been checked for the configured symbols.
     symbols_checked: bool = False
+    #: Symbol -> market of ``symbols``, sent along with every frame (``RawFrame.symbols``)
+    #: for a venue whose frames name markets by ids no rule reads (CoinGecko); else empty.
+    frame_symbols: Mapping[str, str] = field(default_factory=dict)
     malformed_log: Throttled = field(default_factory=Throttled)
     error_log: Throttled = field(default_factory=Throttled)
 
+    #: Which of the venue's connections this is (0: the first; its symbols beyond the
+    #: venue's per-connection limit go to the next).
+    part: int = 0
+
     def next_conn_id(self) -> str:
         self.connections += 1
-        return f"{self.venue.name}-{int(time.time())}-{self.connections}"
+        name = self.venue.name if self.part == 0 else f"{self.venue.name}.{self.part + 1}"
+        return f"{name}-{int(time.time())}-{self.connections}"
 
 
 def publish_status_change(ctx: ConnectionContext[V]) -> None:
@@ -131,7 +139,9 @@ def on_frame(
         return frame.kind
     if frame.kind is FrameKind.DATA:
         metrics.LAST_FRAME.labels(venue.name).set(received_at.timestamp())
-    ctx.sink.frame(RawFrame(venue.name, received_at, text, conn_id), frame.key)
+    ctx.sink.frame(
+        RawFrame(venue.name, received_at, text, conn_id, symbols=ctx.frame_symbols), frame.key
+    )
     if frame.kind is FrameKind.ERROR:
         metrics.VENUE_ERRORS.labels(venue.name).inc()
         held = ctx.error_log.ready()

@@ -49,5 +49,6 @@ async def poll_once(
         received_at = ctx.clock()
         kind = on_frame(ctx, text, received_at, conn_id)
         if kind is FrameKind.DATA and not ctx.symbols_checked:
-            ctx.symbols_checked = check_answer(venue, ctx.symbols, text, received_at) is not None
+            markets = ctx.frame_symbols or {s: venue.markets[s] for s in ctx.symbols}
+            ctx.symbols_checked = check_answer(venue, markets, text, received_at) is not None
         await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))

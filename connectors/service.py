@@ -7,6 +7,7 @@ import functools
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from common.backoff import Backoff
 from common.clock import utcnow
-from connectors import http, metrics, registry
+from connectors import http, metrics, registry, subscriptions
 from connectors.connection import (
     ConnectionContext,
     RateLimiter,
@@ -28,9 +29,10 @@ from connectors.polling import poll_once
 from connectors.publisher import KafkaPublisher, Sink
 from connectors.settings import ConnectorSettings
 from connectors.status import VenueTracker
+from connectors.subscriptions import Plan
 from connectors.supervisor import Attempt, supervise
-from connectors.symbols import check_symbols
-from connectors.venues.base import PollingVenue, WebsocketVenue
+from connectors.symbols import plan_venue, report
+from connectors.venues.base import PollingVenue, Venue, WebsocketVenue
 from schemas.errors import RateLimited, VenueError
 from schemas.records import VENUE_STATES
 
@@ -134,23 +136,51 @@ async def publish_status(
         await asyncio.sleep(every_s)
 
 
+def _tracker(
+    venue: Venue, settings: ConnectorSettings, clock: Callable[[], datetime]
+) -> VenueTracker:
+    if isinstance(venue, WebsocketVenue):
+        limit_s = venue.silence_limit_s
+    else:
+        limit_s = venue.silence_limit(settings.interval_s(venue))
+    return VenueTracker(venue.name, limit_s, clock())
+
+
 def _websocket(
-    venue: WebsocketVenue, settings: ConnectorSettings, sink: Sink, clock: Callable[[], datetime]
-) -> ConnectionContext[WebsocketVenue]:
-    return ConnectionContext(
-        venue=venue,
-        url=settings.url(venue),
-        symbols=list(venue.markets),
-        sink=sink,
-        tracker=VenueTracker(venue.name, venue.silence_limit_s, clock()),
-        clock=clock,
-        attempts=RateLimiter.of(venue.max_connects),
-        rotate_after_s=settings.rotate_after_s(venue),
-    )
+    venue: WebsocketVenue,
+    settings: ConnectorSettings,
+    sink: Sink,
+    clock: Callable[[], datetime],
+    plan: Plan,
+    tracker: VenueTracker,
+) -> list[ConnectionContext[WebsocketVenue]]:
+    """One context per connection: the symbols split by the venue's per-connection limit."""
+    attempts = RateLimiter.of(venue.max_connects)
+    return [
+        ConnectionContext(
+            venue=venue,
+            url=settings.url(venue),
+            symbols=group,
+            sink=sink,
+            tracker=tracker,
+            clock=clock,
+            attempts=attempts,
+            rotate_after_s=settings.rotate_after_s(venue),
+            part=part,
+        )
+        for part, group in enumerate(
+            subscriptions.groups(list(plan.symbols), venue.max_symbols_per_connection)
+        )
+    ]
 
 
 def _polling(
-    venue: PollingVenue, settings: ConnectorSettings, sink: Sink, clock: Callable[[], datetime]
+    venue: PollingVenue,
+    settings: ConnectorSettings,
+    sink: Sink,
+    clock: Callable[[], datetime],
+    plan: Plan,
+    tracker: VenueTracker,
 ) -> ConnectionContext[PollingVenue]:
     interval = settings.interval_s(venue)
     limit = venue.max_requests
@@ -164,17 +194,68 @@ def _polling(
             limit.per_s,
         )
     if venue.auth is not None:
-        plan = getattr(settings, venue.auth.plan_setting)
+        plan_name = getattr(settings, venue.auth.plan_setting)
         keyed = "with an API key" if settings.headers(venue) else "without an API key"
-        log.info("%s: %s plan, %s", venue.name, plan, keyed)
+        log.info("%s: %s plan, %s", venue.name, plan_name, keyed)
     return ConnectionContext(
         venue=venue,
         url=settings.url(venue),
-        symbols=list(venue.markets),
+        symbols=list(plan.symbols),
         sink=sink,
-        tracker=VenueTracker(venue.name, venue.silence_limit(interval), clock()),
+        tracker=tracker,
         clock=clock,
+        frame_symbols=plan.symbols if venue.parse_with is not None else {},
     )
+
+
+@dataclass
+class _Start:
+    """What every venue's start shares: the connector's parts, and the plans so far."""
+
+    settings: ConnectorSettings
+    sink: Sink
+    clock: Callable[[], datetime]
+    client: aiohttp.ClientSession
+    backoff: Backoff
+    reach: Reachability
+    tasks: asyncio.TaskGroup
+    venues: int
+    plans: list[Plan] = field(default_factory=list)
+
+
+async def _start_venue(venue: Venue, tracker: VenueTracker, start: _Start) -> None:
+    """Plan a venue's subscriptions (its listing), then a supervised task per connection.
+
+    Venues start independently: a slow listing holds up its own venue only. Once every
+    venue has planned, the directions none serves are reported (one WARNING).
+    """
+    settings = start.settings
+    plan = await plan_venue(venue, settings, start.client)
+    tracker.serves, tracker.missing = plan.by_direction(settings.rates_directions)
+    start.plans.append(plan)
+    if len(start.plans) == start.venues:
+        report(settings.rates_directions, start.plans)
+    started: list[tuple[ConnectionContext[Any], Callable[[], Awaitable[None]]]]
+    if isinstance(venue, WebsocketVenue):
+        started = [
+            (ws, functools.partial(connect_once, ws))
+            for ws in _websocket(venue, settings, start.sink, start.clock, plan, tracker)
+        ]
+    else:
+        polled = _polling(venue, settings, start.sink, start.clock, plan, tracker)
+        headers, interval = settings.headers(venue), settings.interval_s(venue)
+        started = [(polled, functools.partial(poll_once, polled, start.client, headers, interval))]
+    log.info(
+        "%s: connecting to %s (%d symbols, %d connection(s))",
+        venue.name,
+        settings.url(venue),
+        len(plan.symbols),
+        len(started),
+    )
+    for index, (ctx, run_once) in enumerate(started):
+        name = venue.name if index == 0 else f"{venue.name}-{index + 1}"
+        retry = functools.partial(_on_retry, ctx, start.reach)
+        start.tasks.create_task(supervise(name, run_once, start.backoff, on_retry=retry), name=name)
 
 
 async def run(
@@ -193,48 +274,13 @@ async def run(
     backoff = Backoff(settings.connector_backoff_base_s, settings.connector_backoff_cap_s)
     reach = Reachability(names)
     try:
+        trackers = [_tracker(venue, settings, clock) for venue in venues]
         async with http.session() as client, asyncio.TaskGroup() as tasks:
-            contexts: list[ConnectionContext[Any]] = []
-            for venue in venues:
-                run_once: Callable[[], Awaitable[None]]
-                ctx: ConnectionContext[Any]
-                if isinstance(venue, WebsocketVenue):
-                    ws = _websocket(venue, settings, publisher, clock)
-                    run_once, ctx = functools.partial(connect_once, ws), ws
-                    if venue.symbol_check is not None:
-                        check = venue.symbol_check
-                        tasks.create_task(
-                            check_symbols(
-                                client, venue.name, check, settings.api_url(check), ws.symbols
-                            ),
-                            name=f"{venue.name}-symbols",
-                        )
-                else:
-                    polled = _polling(venue, settings, publisher, clock)
-                    run_once = functools.partial(
-                        poll_once,
-                        polled,
-                        client,
-                        settings.headers(venue),
-                        settings.interval_s(venue),
-                    )
-                    ctx = polled
-                contexts.append(ctx)
-                tasks.create_task(
-                    supervise(
-                        venue.name,
-                        run_once,
-                        backoff,
-                        on_retry=functools.partial(_on_retry, ctx, reach),
-                    ),
-                    name=venue.name,
-                )
-            log.info("connecting to %s", ", ".join(f"{c.venue.name} at {c.url}" for c in contexts))
+            start = _Start(settings, publisher, clock, client, backoff, reach, tasks, len(venues))
+            for venue, tracker in zip(venues, trackers, strict=True):
+                tasks.create_task(_start_venue(venue, tracker, start), name=f"{venue.name}-start")
             tasks.create_task(publisher.run(), name="publisher")
-            tasks.create_task(
-                publish_status([c.tracker for c in contexts], publisher, reach, clock),
-                name="status",
-            )
+            tasks.create_task(publish_status(trackers, publisher, reach, clock), name="status")
     finally:
         try:
             await publisher.flush()

@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from connectors.venues.base import PollingVenue, SymbolCheck, Venue, WebsocketVenue
 from connectors.venues.coingecko import PLAN_URLS
-from schemas.settings import PollSettings
+from schemas.settings import CommaList, PollSettings
 
 
 def check_url(value: str, schemes: tuple[str, ...]) -> str:
@@ -81,6 +81,12 @@ class ConnectorSettings(PollSettings):
         validate_default=True,
         description="CoinGecko REST base ending in /api/v3; unset: the plan's",
     )
+    coingecko_ids: CommaList = Field(
+        default=(),
+        description="CoinGecko coin ids of assets, ASSET=id comma-separated (SOL=solana); "
+        "adds to or overrides the built-in ids of common assets; an asset named by neither "
+        "is looked up in CoinGecko's coin list (README: adding a pair)",
+    )
     cbr_url: str = Field(
         default="https://www.cbr.ru/scripts/XML_daily.asp",
         description="the Central Bank of Russia's daily rates document (USD-RUB reference)",
@@ -138,6 +144,21 @@ class ConnectorSettings(PollSettings):
     @classmethod
     def _key(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("coingecko_ids")
+    @classmethod
+    def _coin_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            asset, sep, coin = item.partition("=")
+            if not sep or not asset.strip() or not coin.strip():
+                raise ValueError(f"expected ASSET=coin-id, got {item!r}")
+        return value
+
+    @property
+    def coin_ids(self) -> dict[str, str]:
+        """COINGECKO_IDS as asset -> coin id (assets upper-case, as in directions)."""
+        pairs = (item.partition("=") for item in self.coingecko_ids)
+        return {asset.strip().upper(): coin.strip() for asset, _, coin in pairs}
 
     @field_validator("coingecko_plan")
     @classmethod

@@ -24,6 +24,9 @@ class VenueTracker:
     since: datetime = field(init=False)
     last_frame_at: datetime | None = None
     ever_up: bool = False
+    #: Configured direction -> the venue market serving it; direction -> why not.
+    serves: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
     _published_at: datetime | None = None
     _published_state: VenueState | None = None
 
@@ -66,6 +69,8 @@ class VenueTracker:
             since=self.since,
             last_frame_at=self.last_frame_at,
             detail=self.detail,
+            serves=self.serves,
+            missing=self.missing,
         )
 
     def due(self, now: datetime) -> VenueStatus | None:

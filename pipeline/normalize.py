@@ -2,7 +2,8 @@
 
 Venue parsers return market quotes (``MarketQuote``: a price of a venue market such as
 ``BTC-USDT``); this module turns them into ``Quote`` records of directions. Each configured
-direction ``X-USD`` is served by one route per venue, chosen from the markets the venue has:
+direction ``X-USD`` can be served by the routes below; the connector subscribes one market per
+asset on each venue (connectors/subscriptions.py), so one route is live per venue:
 
 - ``X-USD`` itself (Kraken, Coinbase, CoinGecko);
 - ``X-USDT`` counted as USD (the market convention, ``RATES_USDT_AS_USD``), or converted
@@ -25,30 +26,23 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from connectors.venues.base import MarketQuote, Venue
+from connectors.venues.base import MarketQuote, PollingVenue, Venue
 from pipeline.health import Health, Policy, age_s, reference_fresh
-from schemas.errors import FrameError
+from schemas.directions import ASSET_ALIASES, RUB, USD, USDC_USDT, USDT, USDT_USD, split
+from schemas.errors import FrameError, UnknownSymbol
 from schemas.records import Leg, Quote, RawFrame
 
-#: Direction asset names that are another name of a market asset (one token, two chains).
-ASSET_ALIASES: Mapping[str, str] = {"USDTTRC": "USDT", "USDTERC": "USDT"}
-
-USD, USDT, RUB = "USD", "USDT", "RUB"
 USD_RUB = "USD-RUB"
-USDT_USD = "USDT-USD"
-USDC_USDT = "USDC-USDT"
 USDT_RUB = "USDT-RUB"
+
+#: Markets used as references or conversions even when no direction is read from them.
+SUPPORT_MARKETS = frozenset((USD_RUB, USDT_RUB, USDT_USD, USDC_USDT))
 
 EIGHT_PLACES = Decimal("0.00000001")
 
 
 def round8(value: Decimal) -> Decimal:
     return value.quantize(EIGHT_PLACES, rounding=ROUND_HALF_EVEN)
-
-
-def split(pair: str) -> tuple[str, str]:
-    base, _, quote = pair.partition("-")
-    return base, quote
 
 
 class Route(enum.Enum):
@@ -79,9 +73,9 @@ class Conversion:
     def _rub_bases(self) -> frozenset[str]:
         return frozenset(split(d)[0] for d in self.directions if split(d)[1] == RUB)
 
-    @functools.lru_cache(maxsize=64)  # noqa: B019 - a few venues, each a fixed market set
-    def plan(self, markets: frozenset[str]) -> Mapping[str, tuple[Target, ...]]:
-        """market -> the directions it serves for a venue with these markets."""
+    @functools.cached_property
+    def routes(self) -> Mapping[str, tuple[Target, ...]]:
+        """market -> the directions it serves, on whichever venue it comes from."""
         plan: dict[str, list[Target]] = {}
 
         def add(market: str, direction: str, route: Route) -> None:
@@ -92,16 +86,19 @@ class Conversion:
         for direction in dict.fromkeys(wanted):
             base, quote = split(direction)
             asset = ASSET_ALIASES.get(base, base)
-            if quote == RUB:
-                continue  # derived from X-USD and the reference
-            if f"{asset}-{quote}" in markets:
-                add(f"{asset}-{quote}", direction, Route.DIRECT)
-            elif quote == USD and asset == USDT and USDC_USDT in markets:
+            if quote != USD:
+                continue  # X-RUB is derived from X-USD and the reference
+            add(f"{asset}-{USD}", direction, Route.DIRECT)
+            if asset == USDT:
                 add(USDC_USDT, direction, Route.INVERT)
-            elif quote == USD and asset != USDT and f"{asset}-{USDT}" in markets:
+            else:
                 route = Route.DIRECT if self.usdt_as_usd else Route.VIA_USDT
                 add(f"{asset}-{USDT}", direction, route)
         return {market: tuple(targets) for market, targets in plan.items()}
+
+    def plan(self, markets: frozenset[str]) -> Mapping[str, tuple[Target, ...]]:
+        """market -> the directions it serves, for a venue with these markets."""
+        return {m: targets for m, targets in self.routes.items() if m in markets}
 
     def emits(self, direction: str) -> bool:
         return direction in self.directions
@@ -217,11 +214,22 @@ def normalize(
     venue = venues.get(raw.venue)
     if venue is None:
         raise FrameError(f"frame from unknown venue {raw.venue!r}")
-    market_quotes = venue.parse(raw.frame, raw.recorded_at or raw.received_at)
+    at = raw.recorded_at or raw.received_at
+    if raw.symbols and isinstance(venue, PollingVenue) and venue.parse_with is not None:
+        market_quotes = venue.parse_with(raw.frame, at, raw.symbols)
+    else:
+        market_quotes = venue.parse(raw.frame, at)
     if raw.recorded_at is not None:
         market_quotes = [replace(q, received_at=raw.received_at) for q in market_quotes]
     refs = _references(market_quotes, policy, conversion)
-    plan = conversion.plan(frozenset(venue.markets.values()))
+    plan = conversion.routes
+    if market_quotes and not any(
+        q.market in plan or q.market in SUPPORT_MARKETS for q in market_quotes
+    ):
+        # Parsers read any market by the venue's naming rule; one no direction needs is
+        # what an unknown symbol used to be.
+        shown = ", ".join(sorted({q.market for q in market_quotes}))
+        raise UnknownSymbol(f"{venue.name}: no configured direction uses {shown}")
     usd_rub: Quote | None = None
     quotes: list[Quote] = []
     for source in market_quotes:

@@ -54,9 +54,6 @@ class WorkerSettings(PollSettings):
         "changed (Tansu keeps the changelog in memory and never compacts it; a takeover replays "
         "all of it, then the quotes since the last commit)",
     )
-    rates_usdt_as_usd: bool = Field(
-        default=True, description="count a USDT quote as USD for BTC and ETH (market convention)"
-    )
     rates_publish_interval_s: float = Field(
         default=1.0, gt=0, le=60, description="rates.latest is republished at least this often"
     )

@@ -8,6 +8,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
@@ -167,6 +168,19 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def _sim_directions(given: str | None) -> tuple[str, ...]:
+    """The directions to price: --directions, else RATES_DIRECTIONS, else the defaults."""
+    from schemas.directions import check_directions
+    from schemas.settings import DEFAULT_DIRECTIONS, split_commas
+
+    text = given if given is not None else os.environ.get("RATES_DIRECTIONS", "")
+    names = split_commas(text)
+    try:
+        return check_directions(names) if names else DEFAULT_DIRECTIONS
+    except ValueError as exc:
+        raise ConfigError(f"simulate --directions: {exc}") from None
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from connectors.simulator.market import Recording
     from connectors.simulator.server import Simulator
@@ -181,6 +195,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             ping_interval_s=args.ping_interval,
             pong_timeout_s=args.pong_timeout,
             recording=recording,
+            directions=_sim_directions(args.directions),
+            unlisted=[a.upper() for a in args.unlisted or ()],
         )
     except OSError as exc:
         raise ConfigError(f"--recording {args.recording}: {exc.strerror}") from None
@@ -407,6 +423,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="close a client that leaves a ping unanswered this long (seconds)",
     )
     simulate.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    simulate.add_argument(
+        "--directions",
+        help="directions whose markets every venue lists and prices, comma-separated "
+        "(default: RATES_DIRECTIONS, else the default directions)",
+    )
+    simulate.add_argument(
+        "--unlisted",
+        nargs="*",
+        metavar="ASSET",
+        help="assets no simulated venue lists (shows a direction nobody serves)",
+    )
     simulate.add_argument(
         "--recording",
         metavar="FILE",

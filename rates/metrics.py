@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-from rates.supervisor import CAP, DIED, Restarted
+from rates.supervisor import AGE, CAP, DIED, Restarted
 
 #: The child name of the embedded broker in the plan of `rates up`.
 BROKER = "kafka"
 
 RESTARTS = Counter(
     "rates_stack_restarts_total",
-    "Children restarted by the supervisor, by child and reason (died, cap)",
+    "Children restarted by the supervisor, by child and reason (died, cap, age)",
     ["child", "reason"],
 )
 BROKER_RECYCLES = Counter(
     "rates_stack_broker_recycles_total",
     "Times the embedded broker was replaced by a new one on the same port: reason cap (its "
-    "RSS reached RATES_BROKER_MAX_MB) or died (it exited)",
+    "RSS reached RATES_BROKER_MAX_MB), age (it ran RATES_BROKER_MAX_AGE_MIN) or died (it "
+    "exited)",
     ["reason"],
 )
 BROKER_RSS = Gauge(
@@ -27,7 +28,7 @@ BROKER_MAX_RSS = Gauge(
     "rates_stack_broker_max_rss_bytes", "RSS at which the embedded broker is recycled"
 )
 
-for _reason in (CAP, DIED):
+for _reason in (CAP, AGE, DIED):
     BROKER_RECYCLES.labels(_reason)
 
 

@@ -87,6 +87,8 @@ class Child:
     announce: str | None = None
     #: Recycled (with what depends on it) when its RSS exceeds this (the embedded broker).
     max_rss_bytes: int | None = None
+    #: Recycled the same way once it has run this long (seconds; the embedded broker).
+    max_age_s: float | None = None
     #: Frozen while one of these restarts, until it is ready (the connector, for the broker).
     frozen_with: tuple[str, ...] = ()
 
@@ -186,6 +188,8 @@ def _broker(
         )
         return _Service((check,), bootstrap, ())
     bootstrap = f"127.0.0.1:{port}"
+    max_age_min = settings.rates_broker_max_age_min
+    age_limit = f" or after {max_age_min:g} min (RATES_BROKER_MAX_AGE_MIN)" if max_age_min else ""
     child = Child(
         "kafka",
         tuple(embedded.tansu_argv(port)),
@@ -195,8 +199,9 @@ def _broker(
         stop_signal=signal.SIGKILL,
         grace_s=2.0,
         announce=f"starting the embedded broker (Tansu, memory only) on {bootstrap}; "
-        f"recycled at {settings.rates_broker_max_mb} MB (RATES_BROKER_MAX_MB)",
+        f"recycled at {settings.rates_broker_max_mb} MB (RATES_BROKER_MAX_MB){age_limit}",
         max_rss_bytes=settings.rates_broker_max_mb << 20,
+        max_age_s=settings.rates_broker_max_age_min * 60 or None,
     )
     return _Service((child,), bootstrap, ("kafka",))
 
@@ -294,6 +299,9 @@ def services(
             str(addresses.simulator_port),
             "--tick-interval",
             f"{settings.rates_simulator_tick_s:g}",
+            # Every configured direction's market, whether set in the environment or .env.
+            "--directions",
+            ",".join(settings.rates_directions),
         )
         steps.append(Child("simulator", argv, env, ready=PortsWritten(written), grace_s=5.0))
     return Services(

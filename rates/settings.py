@@ -53,6 +53,15 @@ class StackSettings(ConnectorSettings, WorkerSettings, HistorySettings, ApiSetti
         "broker on the same port, topics created, workers and history restarted (Tansu keeps "
         "every record in memory and has no retention)",
     )
+    rates_broker_max_age_min: float = Field(
+        default=15.0,
+        ge=0,
+        le=10080,
+        description="minutes after which `rates up` recycles the embedded broker as at its "
+        "memory cap; 0: never. Tansu reads a partition's record batches from the first on "
+        "every fetch, so the pipeline slows down as the broker fills (README: Embedded "
+        "components)",
+    )
     stack_metrics_port: int = Field(
         default=9104,
         ge=0,

@@ -152,6 +152,7 @@ async def _start(sup: Supervisor, child: Child, exported: dict[str, str]) -> Non
         depends_on=child.depends_on,
         ready=None if child.ready is None else functools.partial(wait_ready, child.ready),
         max_rss_bytes=child.max_rss_bytes,
+        max_age_s=child.max_age_s,
         frozen_with=child.frozen_with,
     )
     await sup.start(spec)

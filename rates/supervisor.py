@@ -63,6 +63,8 @@ class ChildSpec:
     ready_timeout_s: float = 60.0
     #: Recycled (stopped and started again, with its dependents) when its RSS exceeds this.
     max_rss_bytes: int | None = None
+    #: Recycled the same way once it has run this long (seconds).
+    max_age_s: float | None = None
     #: Frozen (SIGSTOP) while one of these restarts, until it is ready again (SIGCONT): a
     #: producer that outlives the broker must not write to the new one before its topics
     #: exist (Tansu starts such a partition over when the topic is then created).
@@ -81,10 +83,11 @@ class RestartPolicy:
     memory_every_s: float = 2.0
 
 
-#: Why a child restarts: it exited, or it reached its memory cap.
+#: Why a child restarts: it exited, it reached its memory cap, or its age limit.
 Reason = str
 DIED: Reason = "died"
 CAP: Reason = "cap"
+AGE: Reason = "age"
 
 
 def rss_bytes(pid: int) -> int | None:
@@ -168,8 +171,8 @@ class Supervisor:
         child.proc = proc
         pump = asyncio.create_task(self._pump(child, proc), name=f"{spec.name}-output")
         child.tasks = [pump, asyncio.create_task(self._watch(child, proc, pump))]
-        if spec.max_rss_bytes is not None:
-            child.tasks.append(asyncio.create_task(self._watch_memory(child, proc)))
+        if spec.max_rss_bytes is not None or spec.max_age_s is not None:
+            child.tasks.append(asyncio.create_task(self._watch_limits(child, proc)))
         if spec.ready is None:
             return
         ready = asyncio.create_task(spec.ready())
@@ -211,18 +214,22 @@ class Supervisor:
         if not child.stopping and child.proc is proc:
             self._exits.put_nowait((child.spec.name, code, DIED, None))
 
-    async def _watch_memory(self, child: _Child, proc: asyncio.subprocess.Process) -> None:
-        """Read the child's RSS every few seconds; ask for a recycle once it exceeds its cap."""
+    async def _watch_limits(self, child: _Child, proc: asyncio.subprocess.Process) -> None:
+        """Every few seconds: read the child's RSS and age; ask for a recycle at a limit."""
         cap = child.spec.max_rss_bytes
-        assert cap is not None
+        max_age_s = child.spec.max_age_s
+        started = time.monotonic()
         while proc.returncode is None and not child.stopping:
             rss = rss_bytes(proc.pid)
             if rss is not None:
                 if self.on_rss is not None:
                     self.on_rss(child.spec.name, rss)
-                if rss > cap:
+                if cap is not None and rss > cap:
                     self._exits.put_nowait((child.spec.name, None, CAP, rss))
                     return
+            if max_age_s is not None and time.monotonic() - started >= max_age_s:
+                self._exits.put_nowait((child.spec.name, None, AGE, rss))
+                return
             await asyncio.sleep(self.policy.memory_every_s)
 
     @staticmethod
@@ -283,7 +290,14 @@ class Supervisor:
         """
         child = self.children[name]
         delay = 0.0
-        if reason == CAP:
+        if reason == AGE:
+            log.warning(
+                "%s has run for %.0f min, its age limit: recycling it (and %s)",
+                name,
+                (child.spec.max_age_s or 0) / 60,
+                ", ".join(c.spec.name for c in self._dependents(name)) or "nothing else",
+            )
+        elif reason == CAP:
             cap = child.spec.max_rss_bytes or 0
             log.warning(
                 "%s uses %.1f MB, over its cap of %d MB: recycling it (and %s)",

@@ -135,6 +135,17 @@ class _Fields:
             raise self._fail(name, f"expected an object, got {value!r}")
         return value
 
+    def opt_strings(self, name: str) -> dict[str, str]:
+        """An optional object of strings (a field added within the version): {} when absent."""
+        value = self.data.get(name)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise self._fail(name, f"expected an object of strings, got {value!r}")
+        return dict(value)
+
 
 def _opt(fmt: Any, value: Any) -> Any:
     return None if value is None else fmt(value)
@@ -169,9 +180,12 @@ class RawFrame:
     frame: str
     conn: str
     recorded_at: datetime | None = None
+    #: Venue symbol -> market, for a venue whose frames name markets by ids that no rule can
+    #: read (CoinGecko's coin ids, some looked up at start); empty for every other venue.
+    symbols: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "v": VERSION,
             "venue": self.venue,
             "received_at": format_time(self.received_at),
@@ -179,6 +193,9 @@ class RawFrame:
             "conn": self.conn,
             "recorded_at": _opt(format_time, self.recorded_at),
         }
+        if self.symbols:
+            out["symbols"] = dict(self.symbols)
+        return out
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_dict())
@@ -192,6 +209,7 @@ class RawFrame:
             frame=f.string("frame"),
             conn=f.string("conn"),
             recorded_at=f.opt_time("recorded_at"),
+            symbols=f.opt_strings("symbols"),
         )
 
 
@@ -388,6 +406,10 @@ class VenueStatus:
     since: datetime
     last_frame_at: datetime | None
     detail: str = ""
+    #: Configured direction -> the venue market that serves it (``SOL-USD``: ``SOL-USDT``).
+    serves: Mapping[str, str] = field(default_factory=dict)
+    #: Configured direction -> why the venue cannot serve it (not listed, not trading).
+    missing: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -397,6 +419,8 @@ class VenueStatus:
             "since": format_time(self.since),
             "last_frame_at": _opt(format_time, self.last_frame_at),
             "detail": self.detail,
+            "serves": dict(self.serves),
+            "missing": dict(self.missing),
         }
 
     def to_json(self) -> bytes:
@@ -414,4 +438,6 @@ class VenueStatus:
             since=f.time("since"),
             last_frame_at=f.opt_time("last_frame_at"),
             detail=f.string("detail"),
+            serves=f.opt_strings("serves"),
+            missing=f.opt_strings("missing"),
         )

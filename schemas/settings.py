@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from schemas.directions import check_directions
 from schemas.errors import ConfigError
 from schemas.topics import Topics, check_prefix
 from schemas.venues import VENUES
@@ -45,7 +46,6 @@ DEFAULT_DIRECTIONS: tuple[str, ...] = (
     "USDTERC-RUB",
 )
 
-_DIRECTION_RE = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
 _HOSTPORT_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")
 
 
@@ -75,19 +75,6 @@ def check_database_url(value: str) -> str:
     if port == 0:
         raise ValueError("port 0 is not a PostgreSQL port")
     return value
-
-
-def check_directions(names: tuple[str, ...]) -> tuple[str, ...]:
-    """Upper-case, de-duplicate (keeping order) and check ``BASE-QUOTE`` directions."""
-    upper = tuple(dict.fromkeys(n.upper() for n in names))
-    bad = [n for n in upper if not _DIRECTION_RE.match(n)]
-    if bad:
-        raise ValueError(
-            f"malformed direction {', '.join(map(repr, bad))}: expected BASE-QUOTE, e.g. BTC-USD"
-        )
-    if not upper:
-        raise ValueError("no direction configured")
-    return upper
 
 
 def check_venues(names: tuple[str, ...], setting: str) -> tuple[str, ...]:
@@ -159,9 +146,16 @@ class CommonSettings(BaseSettings):
         default=4, ge=1, le=64, description="partitions of every topic the pipeline creates"
     )
     rates_directions: CommaList = Field(
-        default=DEFAULT_DIRECTIONS, description="directions served, comma-separated, in order"
+        default=DEFAULT_DIRECTIONS,
+        description="directions served, comma-separated, in order: ASSET-USD or ASSET-RUB for "
+        "any asset a venue lists (USDTTRC/USDTERC name USDT); see the README to add a pair",
     )
     rates_venues: CommaList = Field(default=VENUES, description="enabled venues, comma-separated")
+    rates_usdt_as_usd: bool = Field(
+        default=True,
+        description="count an X-USDT market as X-USD (market convention); false: convert it "
+        "through the same venue's USDT-USD",
+    )
     database_url: str | None = Field(
         default=None,
         description="postgresql://user@host:port/db; unset: `rates up` starts an embedded one",

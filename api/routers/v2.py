@@ -21,6 +21,7 @@ from api.models import (
     NOT_MODIFIED,
     UNKNOWN_DIRECTION,
     CoursesV2,
+    DirectionsV2,
     HistoryBars,
     HistoryPage,
     VenuesV2,
@@ -37,6 +38,7 @@ from api.params import (
     Until,
     parse_history_direction,
 )
+from api.render.directions import directions_v2
 from api.render.v2 import courses_v2, venues_v2
 from api.stream import SLOTS, SlotStream, course_events
 
@@ -125,6 +127,26 @@ async def venues(
     snapshot: CurrentSnapshot, settings: Settings, now: Now, if_none_match: IfNoneMatch = None
 ) -> Response:
     body = venues_v2(snapshot, settings.rates_venues, now)
+    return respond(Answer.ok(body), if_none_match)
+
+
+@router.get(
+    "/directions",
+    response_model=DirectionsV2,
+    summary="Every configured direction: which venues serve it and how, which cannot and why",
+    description=(
+        "From the connector's view of each venue (`venues.status`): the market read for each "
+        "direction (`how`: a direct USD market, a USDT market counted as USD, USDC-USDT "
+        "inverted, or X-RUB derived through the USD-RUB reference), and for each venue that "
+        "cannot serve it, the reason (its market is not listed or not trading). `unserved` "
+        "names the directions no enabled venue lists."
+    ),
+    responses={200: {"headers": models.CACHE_HEADERS}, 304: NOT_MODIFIED},
+)
+async def directions(
+    snapshot: CurrentSnapshot, settings: Settings, if_none_match: IfNoneMatch = None
+) -> Response:
+    body = directions_v2(snapshot, settings.rates_venues, settings.rates_usdt_as_usd)
     return respond(Answer.ok(body), if_none_match)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
@@ -17,6 +18,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from connectors.simulator.market import Market
+from connectors.venues.naming import Naming
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +158,10 @@ class SimVenue:
     notice_grace_s: float = 2.0
     #: A REST venue, polled: ``close`` drops the connection of the next request.
     polled: bool = False
+    #: The venue module's naming rule: which markets of the simulated market it lists.
+    naming: Naming | None = None
+    #: The venue module's markets of the default directions, listed first in this order.
+    defaults: Mapping[str, str] = {}
 
     def __init__(
         self, market: Market, *, ping_interval_s: float = 20.0, pong_timeout_s: float = 60.0
@@ -230,6 +236,19 @@ class SimVenue:
     def extra_state(self) -> dict[str, Any]:
         """Venue-specific facts for /_sim/state."""
         return {}
+
+    @functools.cached_property
+    def listing(self) -> dict[str, str]:
+        """Venue symbol -> market of every market this venue lists: its USD (or USDT)
+        market of each asset the simulated market prices, by the venue's naming rule."""
+        found = dict(self.defaults)
+        if self.naming is not None:
+            for market in self.market.markets:
+                base, quote = market.split("-")
+                usd = base != "USDT" and quote in self.naming.usd_quotes
+                if usd or market in self.naming.usdt_markets:
+                    found.setdefault(self.naming.symbol(market), market)
+        return found
 
     # -- prices ---------------------------------------------------------------------------
 

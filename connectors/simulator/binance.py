@@ -32,6 +32,8 @@ class BinanceSim(SimVenue):
     """Trades for the symbols of connectors.venues.binance at 8-decimal zero-padded prices."""
 
     name = binance.NAME
+    naming = binance.NAMING
+    defaults = binance.MARKETS
     offset = Decimal(0)
     actions = ("shutdown",)
     max_client_messages_per_s = 5
@@ -50,6 +52,9 @@ class BinanceSim(SimVenue):
 
     async def _combined(self, request: web.Request) -> web.StreamResponse:
         streams = _streams(request.query.get("streams", ""))
+        if len(streams) > binance.MAX_STREAMS:  # Binance's limit per connection
+            body = {"code": -1, "msg": f"Too many streams: at most {binance.MAX_STREAMS}."}
+            return web.json_response(body, status=400)
         return await self.accept(request, Subscription(streams, combined=True))
 
     async def _raw(self, request: web.Request) -> web.StreamResponse:
@@ -60,7 +65,7 @@ class BinanceSim(SimVenue):
 
     def _trade(self, index: int, symbol: str, value: Decimal, now_ms: int) -> dict[str, Any]:
         # The same trade on every connection: ids and sizes follow the tick, not the client.
-        trade_id = 100_000_000 + self.seq * 8 + index
+        trade_id = 100_000_000 + self.seq * 100_000 + index
         rng = random.Random(trade_id)
         qty = Decimal(rng.randint(1, 500_000)) / Decimal(100_000)
         return {
@@ -76,7 +81,7 @@ class BinanceSim(SimVenue):
         }
 
     def subscribe_all(self) -> Subscription:
-        return Subscription({f"{s.lower()}@trade" for s in binance.MARKETS}, combined=True)
+        return Subscription({f"{s.lower()}@trade" for s in self.listing}, combined=True)
 
     @staticmethod
     def _wrap(sub: Subscription, stream: str, data: dict[str, Any]) -> str:
@@ -86,13 +91,13 @@ class BinanceSim(SimVenue):
 
     def data_frames_for(self, sub: Subscription, now_ms: int) -> list[str]:
         frames = []
-        for index, (symbol, market) in enumerate(binance.MARKETS.items()):
+        for index, (symbol, market) in enumerate(self.listing.items()):
             stream = f"{symbol.lower()}@trade"
             if stream in sub.streams:  # Binance accepts unknown streams and sends nothing
                 trade = self._trade(index, symbol, self.venue_price(market), now_ms)
                 frames.append(self._wrap(sub, stream, trade))
         if self.faults.unknown_symbols:
-            trade = self._trade(7, UNKNOWN_SYMBOL, Decimal("1.2345"), now_ms)
+            trade = self._trade(99_999, UNKNOWN_SYMBOL, Decimal("1.2345"), now_ms)
             frames.append(self._wrap(sub, f"{UNKNOWN_SYMBOL.lower()}@trade", trade))
         return frames
 
@@ -132,7 +137,7 @@ class BinanceSim(SimVenue):
 
     def _symbols(self) -> list[dict[str, Any]]:
         found = []
-        for index, (symbol, market) in enumerate(binance.MARKETS.items()):
+        for index, (symbol, market) in enumerate(self.listing.items()):
             if self.faults.delisted and index == 1:
                 continue
             status = "BREAK" if self.faults.delisted and index == 0 else "TRADING"
@@ -174,6 +179,6 @@ class BinanceSim(SimVenue):
         return web.json_response(
             [
                 {"symbol": symbol, "price": f"{self.venue_price(market):.8f}"}
-                for symbol, market in binance.MARKETS.items()
+                for symbol, market in self.listing.items()
             ]
         )

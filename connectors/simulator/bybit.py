@@ -20,6 +20,8 @@ class BybitSim(SimVenue):
     """Spot ticker snapshots for the symbols of connectors.venues.bybit."""
 
     name = bybit.NAME
+    naming = bybit.NAMING
+    defaults = bybit.MARKETS
     offset = Decimal("0.0001")
 
     def routes(self) -> list[web.RouteDef]:
@@ -35,7 +37,7 @@ class BybitSim(SimVenue):
         return await self.accept(request, Subscription())
 
     def subscribe_all(self) -> Subscription:
-        return Subscription(set(bybit.MARKETS))
+        return Subscription(set(self.listing))
 
     # -- frames ---------------------------------------------------------------------------
 
@@ -64,7 +66,7 @@ class BybitSim(SimVenue):
     def data_frames_for(self, sub: Subscription, now_ms: int) -> list[str]:
         frames = [
             self._ticker(symbol, self.venue_price(market), now_ms)
-            for symbol, market in bybit.MARKETS.items()
+            for symbol, market in self.listing.items()
             if symbol in sub.streams
         ]
         if self.faults.unknown_symbols:
@@ -85,7 +87,7 @@ class BybitSim(SimVenue):
             reply["ret_msg"] = "pong"
         elif op == "subscribe":
             args = [a for a in msg.get("args") or [] if isinstance(a, str)]
-            bad = [a for a in args if a.removeprefix(bybit.TOPIC) not in bybit.MARKETS]
+            bad = [a for a in args if a.removeprefix(bybit.TOPIC) not in self.listing]
             if len(args) > bybit.MAX_ARGS:
                 reply.update(success=False, ret_msg=f"args size >{bybit.MAX_ARGS}")
             elif bad:
@@ -105,7 +107,7 @@ class BybitSim(SimVenue):
         if faulted is not None:
             return faulted
         found = []
-        for index, (symbol, market) in enumerate(bybit.MARKETS.items()):
+        for index, (symbol, market) in enumerate(self.listing.items()):
             if self.faults.delisted and index == 1:
                 continue
             base, quote = market.split("-")

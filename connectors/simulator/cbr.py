@@ -36,6 +36,7 @@ class CbrSim(SimVenue):
     """XML_daily.asp with USD from the market's USD-RUB reference (which moves: tests see it)."""
 
     name = cbr.NAME
+    defaults = cbr.MARKETS
     polled = True
 
     def routes(self) -> list[web.RouteDef]:

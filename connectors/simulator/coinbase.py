@@ -20,12 +20,15 @@ class CoinbaseSim(SimVenue):
     """Ticker updates per product, numbered per connection, and heartbeats every second."""
 
     name = coinbase.NAME
+    naming = coinbase.NAMING
+    defaults = coinbase.MARKETS
     offset = Decimal("0.0002")
     heartbeat_interval_s = 1.0
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/", self._ws),
+            web.get("/api/v3/brokerage/market/products", self._products),
             web.get("/api/v3/brokerage/market/products/{product_id}", self._product),
         ]
 
@@ -36,7 +39,7 @@ class CoinbaseSim(SimVenue):
         return await self.accept(request, Subscription())
 
     def subscribe_all(self) -> Subscription:
-        return Subscription(set(coinbase.MARKETS))
+        return Subscription(set(self.listing))
 
     # -- frames ---------------------------------------------------------------------------
 
@@ -81,11 +84,11 @@ class CoinbaseSim(SimVenue):
         ]
 
     def _price(self, product: str) -> Decimal:
-        market = coinbase.MARKETS.get(product)
+        market = self.listing.get(product)
         return Decimal("1.2345") if market is None else self.venue_price(market)
 
     def data_frames_for(self, sub: Subscription, now_ms: int) -> list[str]:
-        products = [p for p in coinbase.MARKETS if p in sub.streams]
+        products = [p for p in self.listing if p in sub.streams]
         if self.faults.unknown_symbols:
             products.append(UNKNOWN_SYMBOL)
         return self._tickers(sub, "update", products, now_ms)
@@ -111,7 +114,7 @@ class CoinbaseSim(SimVenue):
             return
         channel = msg.get("channel")
         products = [p for p in msg.get("product_ids") or [] if isinstance(p, str)]
-        unknown = [p for p in products if p not in coinbase.MARKETS]
+        unknown = [p for p in products if p not in self.listing]
         if channel == "ticker" and unknown:
             error = {"type": "error", "message": f"failure to subscribe: unknown {unknown[0]}"}
             await client.send(orjson.dumps(error).decode())
@@ -140,23 +143,34 @@ class CoinbaseSim(SimVenue):
 
     # -- REST -----------------------------------------------------------------------------
 
+    def _described(self, product: str) -> dict[str, Any] | None:
+        """A product as the REST API describes it; None when not (or no longer) listed."""
+        names = list(self.listing)
+        if product not in names or (self.faults.delisted and product == names[1]):
+            return None
+        delisted = self.faults.delisted and product == names[0]
+        return {
+            "product_id": product,
+            "price": str(self.venue_price(self.listing[product])),
+            "status": "delisted" if delisted else "online",
+            "trading_disabled": delisted,
+            "is_disabled": False,
+        }
+
     async def _product(self, request: web.Request) -> web.Response:
         faulted = await self.rest_faults(request)
         if faulted is not None:
             return faulted
-        product = request.match_info["product_id"]
-        names = list(coinbase.MARKETS)
-        if product not in names or (self.faults.delisted and product == names[1]):
+        described = self._described(request.match_info["product_id"])
+        if described is None:
             return web.json_response(
                 {"error": "NOT_FOUND", "message": "product not found"}, status=404
             )
-        delisted = self.faults.delisted and product == names[0]
-        return web.json_response(
-            {
-                "product_id": product,
-                "price": str(self.venue_price(coinbase.MARKETS[product])),
-                "status": "delisted" if delisted else "online",
-                "trading_disabled": delisted,
-                "is_disabled": False,
-            }
-        )
+        return web.json_response(described)
+
+    async def _products(self, request: web.Request) -> web.Response:
+        faulted = await self.rest_faults(request)
+        if faulted is not None:
+            return faulted
+        products = [d for p in self.listing if (d := self._described(p)) is not None]
+        return web.json_response({"products": products, "num_products": len(products)})

@@ -1,7 +1,9 @@
-"""CoinGecko REST ``/simple/price`` as the simulator serves it (and its 429 with retry-after)."""
+"""CoinGecko REST ``/simple/price`` and ``/coins/list`` as the simulator serves them (and its
+429 with retry-after)."""
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from decimal import Decimal
 from typing import Any
@@ -13,9 +15,11 @@ from connectors.venues import coingecko
 
 UNKNOWN_COIN = "nopecoin"
 
-#: CoinGecko's ids of the simulated markets, and the digits its full precision shows here.
-_COINS = {"bitcoin": "BTC", "ethereum": "ETH", "tether": "USDT"}
+#: The digits CoinGecko's full precision shows here.
 _DECIMALS = {"usd": 8, "rub": 6}
+
+#: A symbol two coins share, neither with the symbol as its id: the lookup names no coin.
+AMBIGUOUS = ("ambi", ("ambi-one", "ambi-bridged"))
 
 _RATE_LIMITED = {
     "status": {
@@ -31,6 +35,7 @@ class CoinGeckoSim(SimVenue):
     """Prices per coin and currency; RUB values are the USD value times the USD-RUB reference."""
 
     name = coingecko.NAME
+    defaults = coingecko.MARKETS
     offset = Decimal("-0.0001")
     polled = True
 
@@ -40,7 +45,26 @@ class CoinGeckoSim(SimVenue):
         self.key_headers: Counter[str] = Counter()
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/api/v3/simple/price", self._simple_price)]
+        return [
+            web.get("/api/v3/simple/price", self._simple_price),
+            web.get("/api/v3/coins/list", self._coins_list),
+        ]
+
+    @functools.cached_property
+    def coins(self) -> dict[str, str]:
+        """Coin id -> asset of every asset the simulated market prices in USD: the real ids
+        of common assets, the lower-case symbol for the others."""
+        found = {}
+        for market in self.market.markets:
+            asset, quote = market.split("-")
+            if quote == "USD" and asset != "USD":
+                found[coingecko.DEFAULT_IDS.get(asset, asset.lower())] = asset
+        return found
+
+    @functools.cached_property
+    def coin_markets(self) -> dict[str, str]:
+        """``<coin id>/<vs>`` -> market of every coin (the defaults' order first)."""
+        return {**coingecko.MARKETS, **coingecko.markets_for({a: c for c, a in self.coins.items()})}
 
     def env(self, ws_base: str, http_base: str) -> dict[str, str]:
         return {"COINGECKO_API_URL": f"{http_base}/api/v3"}
@@ -70,7 +94,7 @@ class CoinGeckoSim(SimVenue):
         updated = now_ms // 1000
         coins: dict[str, list[str]] = {}
         first_coin = next(iter(coingecko.MARKETS)).split("/")[0]
-        for symbol, market in coingecko.MARKETS.items():
+        for symbol, market in self.coin_markets.items():
             coin, vs = symbol.split("/")
             # CoinGecko leaves an id it does not know out of the answer.
             if symbol in sub.streams and not (self.faults.delisted and coin == first_coin):
@@ -83,6 +107,22 @@ class CoinGeckoSim(SimVenue):
             for coin, prices in coins.items()
         )
         return [f"{{{body}}}"]
+
+    async def _coins_list(self, request: web.Request) -> web.Response:
+        """Every coin (id, symbol, name), with decoys: a wrapped twin sharing each other
+        asset's symbol, and one symbol only shared (the lookup rule's two cases)."""
+        faulted = await self.rest_faults(request)
+        if faulted is not None:
+            return faulted
+        found = []
+        for coin, asset in self.coins.items():
+            symbol = asset.lower()
+            found.append({"id": coin, "symbol": symbol, "name": asset})
+            if coin == symbol:
+                found.append({"id": f"wrapped-{symbol}", "symbol": symbol, "name": f"W{asset}"})
+        symbol, twins = AMBIGUOUS
+        found.extend({"id": twin, "symbol": symbol, "name": twin} for twin in twins)
+        return web.json_response(found)
 
     async def _simple_price(self, request: web.Request) -> web.Response:
         for header in ("x-cg-demo-api-key", "x-cg-pro-api-key"):

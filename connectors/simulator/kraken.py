@@ -19,12 +19,23 @@ UNKNOWN_SYMBOL = "NOPE/USD"
 #: Kraken's price precision per market: prices go out as JSON numbers with these decimals.
 DECIMALS = {"BTC-USD": 1, "ETH-USD": 2, "USDT-USD": 5}
 
-#: AssetPairs entries (REST names use the v1 asset codes).
+#: AssetPairs entries of the default markets (REST names use the v1 asset codes).
 _PAIRS = {
     "BTC/USD": ("XXBTZUSD", "XBTUSD", "XBT/USD"),
     "ETH/USD": ("XETHZUSD", "ETHUSD", "ETH/USD"),
     "USDT/USD": ("USDTZUSD", "USDTUSD", "USDT/USD"),
 }
+
+#: v2 asset -> the v1 code AssetPairs still uses.
+_V1_CODES = {"BTC": "XBT", "DOGE": "XDG"}
+
+
+def _pair(symbol: str) -> tuple[str, str, str]:
+    """(key, altname, wsname) of a pair in AssetPairs."""
+    if symbol in _PAIRS:
+        return _PAIRS[symbol]
+    base, quote = (_V1_CODES.get(part, part) for part in symbol.split("/"))
+    return f"{base}{quote}", f"{base}{quote}", f"{base}/{quote}"
 
 
 def _time(ms: int) -> str:
@@ -35,6 +46,8 @@ class KrakenSim(SimVenue):
     """Ticker frames with JSON-number prices at Kraken's fixed decimals."""
 
     name = kraken.NAME
+    naming = kraken.NAMING
+    defaults = kraken.MARKETS
     offset = Decimal("0.0003")
     heartbeat_interval_s = 1.0
 
@@ -54,7 +67,7 @@ class KrakenSim(SimVenue):
         return DECIMALS.get(market)
 
     def subscribe_all(self) -> Subscription:
-        return Subscription(set(kraken.MARKETS))
+        return Subscription(set(self.listing))
 
     # -- frames ---------------------------------------------------------------------------
 
@@ -81,14 +94,13 @@ class KrakenSim(SimVenue):
     def _frames(self, symbols: list[str], kind: str, ms: int) -> list[str]:
         frames = []
         for symbol in symbols:
-            market = kraken.MARKETS[symbol]
-            frames.append(
-                self._ticker(symbol, kind, self.venue_price(market), DECIMALS[market], ms)
-            )
+            market = self.listing[symbol]
+            places = DECIMALS.get(market, -int(self.market.tick(market).as_tuple().exponent))
+            frames.append(self._ticker(symbol, kind, self.venue_price(market), places, ms))
         return frames
 
     def data_frames_for(self, sub: Subscription, now_ms: int) -> list[str]:
-        frames = self._frames([s for s in kraken.MARKETS if s in sub.streams], "update", now_ms)
+        frames = self._frames([s for s in self.listing if s in sub.streams], "update", now_ms)
         if self.faults.unknown_symbols:
             frames.append(self._ticker(UNKNOWN_SYMBOL, "update", Decimal("1.2345"), 4, now_ms))
         return frames
@@ -137,7 +149,7 @@ class KrakenSim(SimVenue):
             return
         accepted = []
         for symbol in params.get("symbol") or []:
-            if symbol in kraken.MARKETS:
+            if symbol in self.listing:
                 result = {
                     "channel": "ticker",
                     "event_trigger": "trades",
@@ -165,9 +177,10 @@ class KrakenSim(SimVenue):
         if faulted is not None:
             return faulted
         result = {}
-        for index, (symbol, (key, altname, wsname)) in enumerate(_PAIRS.items()):
+        for index, symbol in enumerate(self.listing):
             if self.faults.delisted and index == 1:
                 continue
+            key, altname, wsname = _pair(symbol)
             base, quote = symbol.split("/")
             result[key] = {
                 "altname": altname,

@@ -4,6 +4,7 @@ with prices tests can pin."""
 from __future__ import annotations
 
 import bisect
+import hashlib
 import itertools
 import json
 import math
@@ -32,6 +33,63 @@ DEFAULT_LEVELS: dict[str, Level] = {
     "USDT-USD": Level(Decimal("1.0001"), Decimal("0.0001")),
     "USD-RUB": Level(Decimal("81.5000"), Decimal("0.0001")),
 }
+
+
+#: USD levels (late 2026) of common assets beyond the defaults; others get ``default_level``.
+KNOWN_USD: dict[str, str] = {
+    "SOL": "180.00",
+    "XRP": "2.2000",
+    "DOGE": "0.30000",
+    "BNB": "650.00",
+    "ADA": "0.9000",
+    "TRX": "0.25000",
+    "TON": "5.500",
+    "DOT": "7.000",
+    "LTC": "100.00",
+    "BCH": "450.00",
+    "LINK": "20.000",
+    "AVAX": "35.000",
+    "XLM": "0.40000",
+    "ATOM": "8.000",
+    "NEAR": "5.000",
+    "UNI": "10.000",
+    "ETC": "25.000",
+    "SHIB": "0.00002000",
+}
+
+#: Assets the default levels already price (and USD, RUB: the currencies themselves).
+_BUILT_IN = frozenset(("BTC", "ETH", "USDT", "USDC", "USD", "RUB"))
+
+#: What a venue's USDT market trades at relative to the USD one (USDT a hair above USD).
+_USDT_FACTOR = Decimal("0.9999")
+
+
+def default_level(asset: str) -> Decimal:
+    """A plausible USD level for an asset with no known one: stable per name, 0.05 to 500."""
+    digest = hashlib.blake2b(asset.encode(), digest_size=4).digest()
+    fraction = int.from_bytes(digest, "big") / 2**32
+    return Decimal(repr(round(0.05 * 10 ** (4 * fraction), 6)))
+
+
+def _level(value: Decimal) -> Level:
+    """A level with about six significant digits."""
+    exponent = math.floor(math.log10(value)) - 5
+    tick = Decimal(1).scaleb(exponent)
+    return Level(value.quantize(tick), tick)
+
+
+def levels_for(assets: Iterable[str], unlisted: Iterable[str] = ()) -> dict[str, Level]:
+    """DEFAULT_LEVELS plus ``X-USD`` and ``X-USDT`` for every other asset (not the unlisted:
+    no simulated venue lists a market of theirs)."""
+    levels = dict(DEFAULT_LEVELS)
+    skip = _BUILT_IN | set(unlisted)
+    for asset in dict.fromkeys(assets):
+        if asset in skip:
+            continue
+        usd = Decimal(KNOWN_USD[asset]) if asset in KNOWN_USD else default_level(asset)
+        levels[f"{asset}-USD"] = _level(usd)
+        levels[f"{asset}-USDT"] = _level(usd * _USDT_FACTOR)
+    return levels
 
 
 class Market:

@@ -20,6 +20,8 @@ class OkxSim(SimVenue):
     """Spot tickers for the instruments of connectors.venues.okx."""
 
     name = okx.NAME
+    naming = okx.NAMING
+    defaults = okx.MARKETS
     offset = Decimal("-0.0002")
     actions = ("upgrade",)
 
@@ -36,7 +38,7 @@ class OkxSim(SimVenue):
         return await self.accept(request, Subscription())
 
     def subscribe_all(self) -> Subscription:
-        return Subscription(set(okx.MARKETS))
+        return Subscription(set(self.listing))
 
     # -- frames ---------------------------------------------------------------------------
 
@@ -68,7 +70,7 @@ class OkxSim(SimVenue):
     def data_frames_for(self, sub: Subscription, now_ms: int) -> list[str]:
         frames = [
             self._ticker(inst, self.venue_price(market), now_ms)
-            for inst, market in okx.MARKETS.items()
+            for inst, market in self.listing.items()
             if inst in sub.streams
         ]
         if self.faults.unknown_symbols:
@@ -95,7 +97,7 @@ class OkxSim(SimVenue):
             return
         for arg in msg.get("args") or []:
             inst = arg.get("instId") if isinstance(arg, dict) else None
-            if isinstance(arg, dict) and arg.get("channel") == "tickers" and inst in okx.MARKETS:
+            if isinstance(arg, dict) and arg.get("channel") == "tickers" and inst in self.listing:
                 client.sub.streams.add(inst)
                 reply: dict[str, Any] = {"event": "subscribe", "arg": arg, "connId": conn_id}
             else:
@@ -135,7 +137,7 @@ class OkxSim(SimVenue):
         if faulted is not None:
             return faulted
         data = []
-        for index, (inst, market) in enumerate(okx.MARKETS.items()):
+        for index, (inst, market) in enumerate(self.listing.items()):
             if self.faults.delisted and index == 1:
                 continue
             base, quote = market.split("-")

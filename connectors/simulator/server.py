@@ -1,6 +1,8 @@
 """The simulator process: every venue on its own loopback port, one market, a control API.
 
 The market is a random walk, or a recording played back in a loop for the markets it holds.
+It prices every configured direction's asset (``X-USD`` and ``X-USDT``, at a known level for
+common assets, a stable default otherwise); each venue lists them by its naming rule.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from connectors.simulator.cbr import CbrSim
 from connectors.simulator.coinbase import CoinbaseSim
 from connectors.simulator.coingecko import CoinGeckoSim
 from connectors.simulator.kraken import KrakenSim
-from connectors.simulator.market import Market, Recording
+from connectors.simulator.market import Market, Recording, levels_for
 from connectors.simulator.okx import OkxSim
+from schemas.directions import assets
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,8 @@ class Simulator:
         ping_interval_s: float = 20.0,
         pong_timeout_s: float = 60.0,
         recording: Recording | None = None,
+        directions: Sequence[str] = (),
+        unlisted: Sequence[str] = (),
     ) -> None:
         names = list(venues) if venues else list(SIMULATED)
         unknown = [n for n in names if n not in SIMULATED]
@@ -56,7 +61,9 @@ class Simulator:
                 f"no simulator for {', '.join(unknown)} (have: {', '.join(SIMULATED)})"
             )
         self.host = host
-        self.market = Market(random.Random(seed))
+        #: Assets no simulated venue lists (to show a direction nobody serves).
+        self.unlisted = tuple(unlisted)
+        self.market = Market(random.Random(seed), levels_for(assets(directions), self.unlisted))
         keepalive = {"ping_interval_s": ping_interval_s, "pong_timeout_s": pong_timeout_s}
         self.venues: dict[str, SimVenue] = {
             n: SIMULATED[n](self.market, **keepalive) for n in names

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from connectors.venues.naming import Naming
 from schemas.errors import FrameError, UnknownSymbol
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -97,8 +98,10 @@ class WebsocketVenue:
     name: str
     #: Attribute of the connector settings holding the websocket URL (``binance_ws_url``).
     url_setting: str
-    #: Venue symbol -> market in canonical asset codes (``"BTCUSDT": "BTC-USDT"``).
+    #: Venue symbol -> market for the default directions (``"BTCUSDT": "BTC-USDT"``); the
+    #: connector derives the configured ones through ``naming``.
     markets: Mapping[str, str]
+    naming: Naming
     #: The URL to open for these symbols, given the configured URL.
     connect_url: Callable[[str, Sequence[str]], str]
     #: Messages to send after connecting, in order.
@@ -118,6 +121,8 @@ class WebsocketVenue:
     #: Connection attempts the venue tolerates (per IP).
     max_connects: RateLimit = RateLimit(1, 1.0)
     symbol_check: SymbolCheck | None = None
+    #: Symbols one connection may carry (streams or topics); more open more connections.
+    max_symbols_per_connection: int = 1024
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,9 @@ class PollingVenue:
     auth: Auth | None = None
     #: Requests the venue tolerates; a shorter poll interval is warned about at start.
     max_requests: RateLimit | None = None
+    #: parse() with the symbol -> market map the connector sent along (``RawFrame.symbols``),
+    #: for venues whose frames name markets by ids no rule can read (CoinGecko coin ids).
+    parse_with: Callable[[str, datetime, Mapping[str, str]], list[MarketQuote]] | None = None
 
     @staticmethod
     def silence_limit(interval_s: float) -> float:
@@ -290,19 +298,19 @@ def listing(
 
 
 def lookup(
-    item: object, key: str, markets: Mapping[str, str], venue: str
+    item: object, key: str, market_of: Callable[[str], str | None], venue: str
 ) -> tuple[dict[str, Any], str, str]:
     """(entry, symbol, market) of a frame entry naming its symbol under ``key``.
 
-    FrameError when the entry is no object with a symbol; UnknownSymbol when the venue
-    module maps no market to the symbol.
+    FrameError when the entry is no object with a symbol; UnknownSymbol when the venue's
+    naming rule reads no market from the symbol.
     """
     if not isinstance(item, dict):
         raise FrameError(f"{venue}: an entry is not an object")
     symbol = item.get(key)
     if not isinstance(symbol, str):
         raise FrameError(f"{venue}: an entry without {key}")
-    market = markets.get(symbol)
+    market = market_of(symbol)
     if market is None:
         raise UnknownSymbol(f"{venue}: unknown symbol {symbol!r}")
     return item, symbol, market

@@ -25,10 +25,15 @@ from connectors.venues.base import (
     millis,
     price,
 )
+from connectors.venues.naming import concat_naming
 from schemas.errors import FrameError, UnknownSymbol
 
 NAME = "binance"
 
+#: SOL-USD is read from ``SOLUSDT`` (USDT counted as USD); USDT's own from ``USDCUSDT``.
+NAMING = concat_naming(usd_quotes=("USDT",), usdt_markets=("USDC-USDT",))
+
+#: The markets of the default directions.
 MARKETS = {
     "BTCUSDT": "BTC-USDT",
     "ETHUSDT": "ETH-USDT",
@@ -83,7 +88,7 @@ def _event(data: object, received_at: datetime) -> MarketQuote | None:
     symbol = data.get("s")
     if not isinstance(symbol, str):
         raise FrameError(f"binance: {event} event without symbol")
-    market = MARKETS.get(symbol)
+    market = NAMING.market(symbol)
     if market is None:
         raise UnknownSymbol(f"binance: unknown symbol {symbol!r}")
     if event == "trade":
@@ -129,8 +134,9 @@ def parse(frame: str, received_at: datetime) -> list[MarketQuote]:
 
 
 def symbol_paths(symbols: Sequence[str]) -> list[str]:
-    """One exchangeInfo request per symbol: a list with an unknown symbol fails as a whole."""
-    return [f"/api/v3/exchangeInfo?symbol={symbol}" for symbol in symbols]
+    """The whole spot listing in one request (weight 20): asking per symbol would cost 20
+    per symbol, and a ``symbols`` list with one unknown symbol fails as a whole."""
+    return ["/api/v3/exchangeInfo?permissions=SPOT"]
 
 
 def listed(status: int, body: str) -> dict[str, bool]:
@@ -147,6 +153,7 @@ VENUE = WebsocketVenue(
     name=NAME,
     url_setting="binance_ws_url",
     markets=MARKETS,
+    naming=NAMING,
     connect_url=connect_url,
     subscribe=subscribe,
     classify=classify,
@@ -158,4 +165,5 @@ VENUE = WebsocketVenue(
     max_messages_per_s=5.0,
     max_connects=RateLimit(300, 300.0),
     symbol_check=SymbolCheck("binance_api_url", symbol_paths, listed),
+    max_symbols_per_connection=MAX_STREAMS,
 )

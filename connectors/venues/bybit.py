@@ -30,10 +30,15 @@ from connectors.venues.base import (
     price,
     same_url,
 )
+from connectors.venues.naming import concat_naming
 from schemas.errors import FrameError
 
 NAME = "bybit"
 
+#: SOL-USD is read from ``SOLUSDT`` (USDT counted as USD); USDT's own from ``USDCUSDT``.
+NAMING = concat_naming(usd_quotes=("USDT",), usdt_markets=("USDC-USDT",))
+
+#: The markets of the default directions.
 MARKETS = {
     "BTCUSDT": "BTC-USDT",
     "ETHUSDT": "ETH-USDT",
@@ -82,7 +87,7 @@ def parse(frame: str, received_at: datetime) -> list[MarketQuote]:
         raise FrameError("bybit: push without topic and data object")
     if not topic.startswith(TOPIC):
         return []
-    _, symbol, market = lookup(data, "symbol", MARKETS, NAME)
+    _, symbol, market = lookup(data, "symbol", NAMING.market, NAME)
     value = price(data.get("lastPrice"), "bybit ticker lastPrice")
     ts = millis(msg.get("ts"), "bybit ticker ts")
     cs = msg.get("cs")
@@ -108,6 +113,7 @@ VENUE = WebsocketVenue(
     name=NAME,
     url_setting="bybit_ws_url",
     markets=MARKETS,
+    naming=NAMING,
     connect_url=same_url,
     subscribe=subscribe,
     classify=classify,

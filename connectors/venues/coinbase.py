@@ -23,6 +23,7 @@ from connectors.venues.base import (
     WebsocketVenue,
     collect,
     json_object,
+    listing,
     load_json,
     lookup,
     make_quote,
@@ -30,10 +31,15 @@ from connectors.venues.base import (
     rfc3339,
     same_url,
 )
+from connectors.venues.naming import dash_naming
 from schemas.errors import FrameError
 
 NAME = "coinbase"
 
+#: Product ids are the canonical market (``SOL-USD``): USD markets, USDT-USD for USDT.
+NAMING = dash_naming(usd_quotes=("USD",), usdt_markets=("USDT-USD",))
+
+#: The markets of the default directions.
 MARKETS = {
     "BTC-USD": "BTC-USD",
     "ETH-USD": "ETH-USD",
@@ -43,12 +49,22 @@ MARKETS = {
 _TICKER_CHANNELS = ("ticker", "ticker_batch")
 
 
+#: Products per subscribe message: Coinbase documents no number, only 8 messages a second
+#: per IP, so long lists go in a few messages of this size (the loop spaces them).
+MAX_PRODUCTS = 100
+
+
 def subscribe(symbols: Sequence[str]) -> list[str]:
-    """One channel per subscribe message: the tickers, and heartbeats to keep it open."""
+    """One channel per subscribe message: the tickers (in messages of MAX_PRODUCTS), and
+    heartbeats to keep the connection open."""
+    chunks = [symbols[i : i + MAX_PRODUCTS] for i in range(0, len(symbols), MAX_PRODUCTS)]
     return [
-        orjson.dumps(
-            {"type": "subscribe", "product_ids": list(symbols), "channel": "ticker"}
-        ).decode(),
+        *(
+            orjson.dumps(
+                {"type": "subscribe", "product_ids": list(chunk), "channel": "ticker"}
+            ).decode()
+            for chunk in chunks
+        ),
         orjson.dumps({"type": "subscribe", "channel": "heartbeats"}).decode(),
     ]
 
@@ -80,7 +96,7 @@ def classify(frame: str) -> Frame:
 
 
 def _ticker(item: object, ts: datetime, received_at: datetime) -> MarketQuote:
-    entry, product, market = lookup(item, "product_id", MARKETS, NAME)
+    entry, product, market = lookup(item, "product_id", NAMING.market, NAME)
     value = price(entry.get("price"), "coinbase ticker price")
     return make_quote(NAME, product, market, value, ts, received_at)
 
@@ -107,24 +123,33 @@ def parse(frame: str, received_at: datetime) -> list[MarketQuote]:
 
 
 def symbol_paths(symbols: Sequence[str]) -> list[str]:
-    return [f"/api/v3/brokerage/market/products/{symbol}" for symbol in symbols]
+    """The public spot product list in one request (one request per product would meet the
+    public limit of 10 requests a second with many directions)."""
+    return ["/api/v3/brokerage/market/products?product_type=SPOT"]
+
+
+def _trading(product: dict[str, Any]) -> bool:
+    return product.get("status") == "online" and not product.get("trading_disabled", False)
 
 
 def listed(status: int, body: str) -> dict[str, bool]:
-    """Product -> trading (online, not disabled), from one public product (404: unknown)."""
+    """Product -> trading (online, not disabled), from the product list or one product
+    (404: unknown)."""
     if status == 404:
         return {}
     msg = load_json(body, NAME)
+    if status == 200 and isinstance(msg, dict) and isinstance(msg.get("products"), list):
+        return listing(msg["products"], "product_id", _trading, NAME)
     if status != 200 or not isinstance(msg, dict) or not isinstance(msg.get("product_id"), str):
         raise FrameError(f"coinbase: unexpected product answer (HTTP {status})")
-    trading = msg.get("status") == "online" and not msg.get("trading_disabled", False)
-    return {msg["product_id"]: trading}
+    return {msg["product_id"]: _trading(msg)}
 
 
 VENUE = WebsocketVenue(
     name=NAME,
     url_setting="coinbase_ws_url",
     markets=MARKETS,
+    naming=NAMING,
     connect_url=same_url,
     subscribe=subscribe,
     classify=classify,

@@ -32,10 +32,12 @@ from connectors.venues.base import (
     rfc3339,
     same_url,
 )
+from connectors.venues.naming import Naming
 from schemas.errors import FrameError
 
 NAME = "kraken"
 
+#: The markets of the default directions.
 MARKETS = {
     "BTC/USD": "BTC-USD",
     "ETH/USD": "ETH-USD",
@@ -44,6 +46,21 @@ MARKETS = {
 
 #: Kraken's REST API (AssetPairs ``wsname``) still uses the v1 asset codes.
 _V1_ASSETS = {"XBT": "BTC", "XDG": "DOGE"}
+
+
+def market_of(symbol: str) -> str | None:
+    """``SOL/USD`` -> ``SOL-USD`` (v1 codes such as ``XBT/USD`` read as their v2 asset)."""
+    base, sep, quote = v2_symbol(symbol).partition("/")
+    return f"{base}-{quote}" if sep and base and quote and "/" not in quote else None
+
+
+def symbol_of(market: str) -> str:
+    """``SOL-USD`` -> ``SOL/USD`` (websocket v2 names use BTC and DOGE, not XBT and XDG)."""
+    return market.replace("-", "/")
+
+
+#: USD markets first, else USDT ones (USDT counted as USD); USDT's own price from USDT/USD.
+NAMING = Naming(symbol_of, market_of, usd_quotes=("USD", "USDT"), usdt_markets=("USDT-USD",))
 
 
 def subscribe(symbols: Sequence[str]) -> list[str]:
@@ -73,7 +90,7 @@ def classify(frame: str) -> Frame:
 
 
 def _ticker(item: object, received_at: datetime) -> MarketQuote | None:
-    entry, symbol, market = lookup(item, "symbol", MARKETS, NAME)
+    entry, symbol, market = lookup(item, "symbol", NAMING.market, NAME)
     if "last" not in entry:
         return None  # an update that leaves the last price unchanged
     value = price(entry["last"], "kraken ticker last")
@@ -120,6 +137,7 @@ VENUE = WebsocketVenue(
     name=NAME,
     url_setting="kraken_ws_url",
     markets=MARKETS,
+    naming=NAMING,
     connect_url=same_url,
     subscribe=subscribe,
     classify=classify,

@@ -148,7 +148,7 @@ async def test_polled_answers_pass_the_symbol_check(sim: Simulator, venue_name: 
     async def unquoted_now() -> list[str] | None:
         async with http.session() as client:
             _, text = await http.get_text(client, url, config.headers(venue), 5)
-        return check_answer(venue, symbols, text, RECEIVED_AT)
+        return check_answer(venue, venue.markets, text, RECEIVED_AT)
 
     assert await unquoted_now() == []
     sim.venues[venue_name].faults.update({"delisted": True})
@@ -220,3 +220,15 @@ async def test_a_client_that_does_not_answer_pings_is_dropped() -> None:
             assert ws.close_code == 1008
     finally:
         await strict.stop()
+
+
+async def test_binance_refuses_more_streams_than_a_connection_may_carry(sim: Simulator) -> None:
+    from connectors.venues import binance
+
+    base = settings(sim).binance_ws_url
+    streams = "/".join(f"s{i}usdt@trade" for i in range(binance.MAX_STREAMS + 1))
+    async with (
+        http.session() as client,
+        client.get(f"{base.replace('ws://', 'http://')}/stream?streams={streams}") as got,
+    ):
+        assert got.status == 400

@@ -513,6 +513,7 @@ def test_openapi_describes_every_parameter_error_and_example(servers: Servers) -
         "/api/v2/courses",
         "/api/v2/courses/stream",
         "/api/v2/venues",
+        "/api/v2/directions",
         "/api/v2/courses/history",
     }
     for path in routes:
@@ -604,7 +605,7 @@ def test_schemathesis_finds_no_nonconformance(servers: Servers, tmp_path: Path) 
     )  # fmt: skip
     tail = done.stdout[-6000:] + done.stderr[-2000:]
     assert done.returncode == 0, tail
-    # Every operation of the schema was exercised: the five /api routes and the health ones.
+    # Every operation of the schema was exercised: the six /api routes and the health ones.
     tested = re.search(r"Tested:\s+(\d+)", done.stdout)
     assert tested is not None and int(tested.group(1)) >= 8, tail
 
@@ -614,8 +615,14 @@ def test_broker_down_is_reported_and_stale_rates_are_not_served(tmp_path: Path) 
     try:
         prefix = unique_prefix()
         log = tmp_path / "api.log"
-        settings = {"API_MAX_SILENCE_S": "3", "API_BROKER_AWAY_MAX_S": "12", "LOG_LEVEL": "INFO"}
-        with run_api(tansu.address, prefix, log, **settings) as api:
+        with run_api(
+            tansu.address,
+            prefix,
+            log,
+            API_MAX_SILENCE_S="3",
+            API_BROKER_AWAY_MAX_S="12",
+            LOG_LEVEL="INFO",
+        ) as api:
             with republishing(tansu.address, prefix, latest_records(DIRECTIONS)):
                 wait_until(lambda: fed(api), 30, "the feed")
                 assert httpx.get(f"{api.base}/readyz").status_code == 200

@@ -7,13 +7,14 @@ import io
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 
 import psutil
 import pytest
 
 from common.backoff import Backoff
-from rates.supervisor import CAP, ChildSpec, Restarted, RestartPolicy, StartError, Supervisor
+from rates.supervisor import AGE, CAP, ChildSpec, Restarted, RestartPolicy, StartError, Supervisor
 
 FAST = RestartPolicy(max_restarts=3, window_s=60, backoff=Backoff(base_s=0.001, cap_s=0.002))
 
@@ -137,6 +138,43 @@ async def test_a_child_over_its_memory_cap_is_recycled_with_its_dependents(
     assert re.search(
         r"hog uses [\d.]+ MB, over its cap of 48 MB: recycling it \(and dependent\)", caplog.text
     )
+    assert sup.failure is None
+
+
+async def test_a_child_at_its_age_limit_is_recycled_with_its_dependents(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO")
+    events: list[Restarted] = []
+    policy = RestartPolicy(
+        max_restarts=0, backoff=FAST.backoff, dependent_grace_s=0.5, memory_every_s=0.1
+    )
+    recycled_after: list[float] = []
+    started = time.monotonic()
+
+    def restarted(event: Restarted) -> None:
+        recycled_after.append(time.monotonic() - started)
+        events.append(event)
+
+    sup = Supervisor(out=io.StringIO(), policy=policy, on_restart=restarted)
+    await sup.start(ChildSpec("old", SLEEPER, max_age_s=0.6))
+    await sup.start(ChildSpec("dependent", SLEEPER, depends_on=("old",)))
+    first = (sup.children["old"].proc, sup.children["dependent"].proc)
+    runner = asyncio.create_task(sup.run())
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if events:
+            break
+    await asyncio.sleep(0.3)
+    sup.request_stop()
+    assert await asyncio.wait_for(runner, 30) == 0  # a recycle is not a death
+    assert events and events[0].name == "old" and events[0].reason == AGE
+    assert recycled_after[0] >= 0.6  # not before its age
+    assert len(events) <= 2  # once per age, not in a loop
+    assert all(p is not None and p.returncode is not None for p in first)
+    assert sup.children["old"].proc is not first[0]
+    assert sup.children["dependent"].proc is not first[1]
+    assert "old has run for 0 min, its age limit: recycling it (and dependent)" in caplog.text
     assert sup.failure is None
 
 

@@ -42,7 +42,7 @@ from tests.reliability import REPORT, Row
 #: 15 s: the test prints the time each direction took (`pytest -s`), the README quotes it;
 #: the bound leaves room for a busy machine, where a worker alone may take 10 s to start.
 BACK_WITHIN_S = 60.0
-#: The simulator's Binance trade ids: 100_000_000 + tick * 8 + the symbol's index.
+#: The simulator's Binance trade ids: 100_000_000 + tick * 100_000 + the symbol's index.
 TRADE_ID = re.compile(r"^binance:BTCUSDT:t(\d+)/BTC-USD$")
 
 
@@ -155,7 +155,7 @@ def stored_ticks(database: str) -> set[int]:
             "SELECT id FROM quotes WHERE venue = 'binance' AND direction = 'BTC-USD'"
         ).fetchall()
     found = {TRADE_ID.match(row[0]) for row in ids}
-    return {(int(m.group(1)) - 100_000_000) // 8 for m in found if m is not None}
+    return {(int(m.group(1)) - 100_000_000) // 100_000 for m in found if m is not None}
 
 
 def missing_ticks(database: str, upto: int) -> list[int]:

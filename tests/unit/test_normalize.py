@@ -11,7 +11,14 @@ import orjson
 import pytest
 
 from connectors import registry
-from connectors.venues.base import Frame, FrameKind, MarketQuote, WebsocketVenue, quote_id
+from connectors.venues.base import (
+    Frame,
+    FrameKind,
+    MarketQuote,
+    WebsocketVenue,
+    quote_id,
+)
+from connectors.venues.naming import dash_naming
 from pipeline.health import Health, Policy, VenueHealth
 from pipeline.normalize import Conversion, References, Route, Target, normalize, round8
 from schemas.errors import FrameError, UnknownSymbol
@@ -39,6 +46,7 @@ def fake_venue(name: str, markets: Sequence[str]) -> WebsocketVenue:
         name=name,
         url_setting="unused",
         markets={m: m for m in markets},
+        naming=dash_naming(("USD",), ("USDT-USD",)),
         connect_url=lambda base, symbols: base,
         subscribe=lambda symbols: [],
         classify=lambda frame: Frame(FrameKind.DATA, name),
@@ -94,10 +102,12 @@ def test_plan_for_a_usdt_venue() -> None:
     )
 
 
-def test_plan_prefers_a_real_usd_market() -> None:
+def test_plan_routes_every_market_of_an_asset() -> None:
+    # The connector subscribes one market per asset and venue (connectors/subscriptions.py,
+    # test_subscriptions): never two interleaved prices; the plan reads either.
     plan = Conversion(DEFAULT_DIRECTIONS).plan(KRAKEN)
     assert plan["BTC-USD"] == (Target("BTC-USD", Route.DIRECT),)
-    assert "BTC-USDT" not in plan  # one route per direction: never two interleaved prices
+    assert plan["BTC-USDT"] == (Target("BTC-USD", Route.DIRECT),)
     assert plan["USDT-USD"] == (
         Target("USDTTRC-USD", Route.DIRECT),
         Target("USDTERC-USD", Route.DIRECT),

@@ -43,12 +43,12 @@ def test_defaults() -> None:
 
 
 def test_comma_lists_and_case(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RATES_DIRECTIONS", " btc-usd, ETH-usd,,BTC-USD ")
+    monkeypatch.setenv("RATES_DIRECTIONS", " btc-usd, ETH-usd,,BTC-USD,sol-rub,1inch-usd ")
     monkeypatch.setenv("RATES_VENUES", "binance")
     monkeypatch.setenv("RATES_PRIORITY", "binance")
     monkeypatch.setenv("LOG_LEVEL", "debug")
     s = load(WorkerSettings)
-    assert s.rates_directions == ("BTC-USD", "ETH-USD")
+    assert s.rates_directions == ("BTC-USD", "ETH-USD", "SOL-RUB", "1INCH-USD")
     assert s.rates_priority == ("binance",)
     assert s.log_level == "DEBUG"
 
@@ -60,6 +60,9 @@ def test_comma_lists_and_case(monkeypatch: pytest.MonkeyPatch) -> None:
         ("RATES_VENUES", "", CommonSettings, "no venue enabled"),
         ("RATES_PRIORITY", "kraken2", WorkerSettings, "RATES_PRIORITY"),
         ("RATES_DIRECTIONS", "BTCUSD", CommonSettings, "RATES_DIRECTIONS"),
+        ("RATES_DIRECTIONS", "SOL-USD,SOL/RUB", CommonSettings, "malformed direction 'SOL/RUB'"),
+        ("RATES_DIRECTIONS", "SOL-EUR", CommonSettings, "expected ASSET-USD or ASSET-RUB"),
+        ("RATES_DIRECTIONS", "BTC-USD,USD-RUB", CommonSettings, "unsupported direction 'USD-RUB'"),
         ("KAFKA_BOOTSTRAP_SERVERS", "localhost", CommonSettings, "KAFKA_BOOTSTRAP_SERVERS"),
         ("KAFKA_BOOTSTRAP_SERVERS", "h:99999", CommonSettings, "KAFKA_BOOTSTRAP_SERVERS"),
         ("DATABASE_URL", "mysql://x@y/z", CommonSettings, "DATABASE_URL"),

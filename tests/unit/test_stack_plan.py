@@ -24,6 +24,7 @@ from rates.plan import (
     ports,
 )
 from rates.settings import StackSettings
+from schemas.settings import DEFAULT_DIRECTIONS
 
 STATE = Path("/srv/rates")
 EMBEDDED = Addresses(STATE, kafka_port=9100, postgres_port=9200)
@@ -109,7 +110,15 @@ def test_the_embedded_services_and_what_depends_on_them() -> None:
     }
     assert kafka.max_rss_bytes == StackSettings.model_fields["rates_broker_max_mb"].default << 20
     assert kafka.announce is not None and "RATES_BROKER_MAX_MB" in kafka.announce
-    assert postgres.max_rss_bytes is None
+    max_age_min = StackSettings.model_fields["rates_broker_max_age_min"].default
+    assert kafka.max_age_s == max_age_min * 60 and "RATES_BROKER_MAX_AGE_MIN" in kafka.announce
+    assert postgres.max_rss_bytes is None and postgres.max_age_s is None
+
+
+def test_an_age_limit_of_zero_never_recycles_the_broker() -> None:
+    kafka = children(make("live", rates_broker_max_age_min=0))["kafka"]
+    assert kafka.max_age_s is None
+    assert kafka.announce is not None and "RATES_BROKER_MAX_AGE_MIN" not in kafka.announce
 
 
 def test_every_pipeline_child_gets_the_addresses_state_and_venues() -> None:
@@ -133,11 +142,12 @@ def test_the_simulator_writes_its_ports_before_the_connector_starts() -> None:
     assert simulator.argv == (
         *RATES, "simulate", "--ports-file", str(ports),
         "--base-port", "0", "--tick-interval", "0.25",
+        "--directions", ",".join(DEFAULT_DIRECTIONS),
     )  # fmt: skip
     assert simulator.ready == PortsWritten(ports)
     assert simulator.depends_on == ()
     fixed = make("simulator", addresses=Addresses(STATE, 9100, 9200, simulator_port=9400))
-    assert children(fixed)["simulator"].argv[-4:] == (
+    assert children(fixed)["simulator"].argv[-6:-2] == (
         "--base-port",
         "9400",
         "--tick-interval",

@@ -77,10 +77,8 @@ def test_coingecko_asks_for_every_coin_and_currency_once() -> None:
 
 
 def test_binance_exchange_info() -> None:
-    assert binance.symbol_paths(["BTCUSDT", "ETHUSDT"]) == [
-        "/api/v3/exchangeInfo?symbol=BTCUSDT",
-        "/api/v3/exchangeInfo?symbol=ETHUSDT",
-    ]
+    # The whole spot listing at once: one request whatever the number of directions.
+    assert binance.symbol_paths(["BTCUSDT", "ETHUSDT"]) == ["/api/v3/exchangeInfo?permissions=SPOT"]
     body = '{"timezone":"UTC","serverTime":1565246363776,"rateLimits":[],"exchangeFilters":[],"symbols":[{"symbol":"ETHBTC","status":"TRADING","baseAsset":"ETH"},{"symbol":"BTCRUB","status":"BREAK"}]}'  # noqa: E501
     assert binance.listed(200, body) == {"ETHBTC": True, "BTCRUB": False}
     assert binance.listed(400, '{"code":-1121,"msg":"Invalid symbol."}') == {}
@@ -104,6 +102,8 @@ def test_okx_bybit_and_coinbase_listings() -> None:
         bybit.listed(200, '{"retCode":10006,"retMsg":"Too many visits!"}')
     product = '{"product_id":"BTC-USD","status":"online","trading_disabled":false}'
     assert coinbase.listed(200, product) == {"BTC-USD": True}
+    products = f'{{"products":[{product}],"num_products":1}}'
+    assert coinbase.listed(200, products) == {"BTC-USD": True}
     assert coinbase.listed(404, "not found") == {}
     disabled = '{"product_id":"USDT-USD","status":"online","trading_disabled":true}'
     assert coinbase.listed(200, disabled) == {"USDT-USD": False}
@@ -119,9 +119,8 @@ def test_missing_symbols_say_why() -> None:
 
 
 def test_a_polled_answer_is_the_symbol_check_of_its_source() -> None:
-    symbols = list(coingecko.MARKETS)
     answer = '{"ethereum":{"usd":3001.5,"rub":240120.5,"last_updated_at":1711356300}}'
-    assert check_answer(coingecko.VENUE, symbols, answer, NOW) == [
+    assert check_answer(coingecko.VENUE, coingecko.MARKETS, answer, NOW) == [
         "bitcoin/usd",
         "bitcoin/rub",
         "tether/usd",
@@ -132,11 +131,11 @@ def test_a_polled_answer_is_the_symbol_check_of_its_source() -> None:
         '<ValCurs Date="24.11.2026" name="Foreign Currency Market"><Valute ID="R01239">'
         "<CharCode>EUR</CharCode><Nominal>1</Nominal><Value>94,1000</Value></Valute></ValCurs>"
     )
-    assert check_answer(cbr.VENUE, ["USD"], euro_only, NOW) == ["USD"]
+    assert check_answer(cbr.VENUE, cbr.MARKETS, euro_only, NOW) == ["USD"]
     with_usd = euro_only.replace("EUR", "USD")
-    assert check_answer(cbr.VENUE, ["USD"], with_usd, NOW) == []
+    assert check_answer(cbr.VENUE, cbr.MARKETS, with_usd, NOW) == []
     # A malformed answer says nothing about the symbols: the check waits for the next one.
-    assert check_answer(coingecko.VENUE, symbols, '{"bitcoin":', NOW) is None
+    assert check_answer(coingecko.VENUE, coingecko.MARKETS, '{"bitcoin":', NOW) is None
 
 
 # -- HTTP helpers ---------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def stack(report: Report) -> Iterator[Stack]:
     _CLOSERS.append(close)
     try:
         ports = directory / "simulator.json"
-        args = ["--tick-interval", "0.2", "--ping-interval", "1", "--pong-timeout", "3"]
+        args = ["--tick-interval", "0.4", "--ping-interval", "1", "--pong-timeout", "3"]
         procs.start("simulate", ["simulate", "--ports-file", str(ports), *args], clean_env())
         wait_until(ports.exists, 30, "the simulator to listen")
         sim = read_ports_file(ports)

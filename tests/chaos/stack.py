@@ -162,7 +162,7 @@ class Stack:
             and datetime.fromisoformat(c["received_at"]).timestamp() > moment
         }
 
-    def recovered(self, venues: tuple[str, ...] | list[str], timeout_s: float = 40) -> float:
+    def recovered(self, venues: tuple[str, ...] | list[str], timeout_s: float = 60) -> float:
         """Seconds until each venue is up with fresh data, every direction is served fresh
         with a value received since now, and v1 answers for the first venue by priority."""
         began, wall = time.monotonic(), time.time()

@@ -126,6 +126,8 @@ class Stack:
     kafka: str
     watch: Watch
     report: Report
+    #: Unix times of what the tests did (``worker killed``), for the nothing-lost check.
+    marks: dict[str, float] = field(default_factory=dict)
 
     @property
     def connector(self) -> Proc:

@@ -54,6 +54,7 @@ def test_kill_one_of_two_workers(chaos: Stack, watcher: LatestWatcher) -> None:
     victim = next(p for p in chaos.procs.started if p.name == "worker2")
     time.sleep(2)
     killed = time.monotonic()
+    chaos.marks["worker killed"] = time.time()
     victim.popen.send_signal(signal.SIGKILL)
     victim.popen.wait(10)
 

@@ -58,7 +58,7 @@ test-unit: install ## the fast tiers only (unit and golden frames)
 test-integration: install ## the integration tier (real Tansu, PostgreSQL and processes)
 	$(BIN)/pytest tests/integration
 
-# One mutant at a time under nice (one core), in a temporary copy of the tree: about 5 min.
+# One mutant at a time under nice (one core), in a temporary copy of the tree: 5 to 15 min.
 mutation: install ## mutation testing of the pure cores (failover, normalize): >= 90% killed, report in mutation-results/
 	$(BIN)/python -m devtools.mutation
 

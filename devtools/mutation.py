@@ -18,6 +18,7 @@ are never mutated, nor decorators. Usage::
 
     python -m devtools.mutation                      # the default modules and their tests
     python -m devtools.mutation pipeline/failover.py --tests tests/unit/test_failover.py
+    python -m devtools.mutation --list                  # the mutants only, nothing run
 """
 
 from __future__ import annotations
@@ -317,8 +318,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tests", nargs="+", help="test files or globs (default: per module)")
     parser.add_argument("--threshold", type=float, default=THRESHOLD, help="minimum percent")
     parser.add_argument("--report", type=Path, default=REPORT, help="Markdown report path")
+    parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     args = parser.parse_args(argv)
     modules = args.modules or list(TARGETS)
+    if args.list:
+        for module in modules:
+            for mutant in mutants((ROOT / module).read_text()):
+                print(f"{module}:{mutant.line}: {mutant.description}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
         tree = Path(temporary) / "tree"
         shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(*IGNORED))

@@ -22,7 +22,7 @@ from pipeline.normalize import (
 )
 from schemas.records import Leg, Quote, RawFrame
 from schemas.settings import DEFAULT_DIRECTIONS
-from tests.conftest import Clock, worker_policy
+from tests.conftest import Clock
 from tests.unit.test_normalize import POLICY, VENUES, fake_venue, healthy
 
 USDT_DIRECTIONS = ("USDTTRC-USD", "USDTERC-USD")
@@ -92,11 +92,6 @@ def test_a_plan_holds_only_markets_the_venue_has() -> None:
         )
         route = Route.DIRECT if usdt_as_usd else Route.VIA_USDT
         assert plan == {"ETH-USDT": (Target("ETH-USD", route),)}
-
-
-def test_usdt_usd_itself_is_preferred_to_inverting_usdc() -> None:
-    plan = Conversion(DEFAULT_DIRECTIONS).plan(frozenset({"USDT-USD", "USDC-USDT"}))
-    assert plan == {"USDT-USD": tuple(Target(d, Route.DIRECT) for d in USDT_DIRECTIONS)}
 
 
 def test_usdc_usdt_serves_usdt_inverted_and_usdc_counted_as_usd() -> None:
@@ -243,12 +238,3 @@ def test_a_live_frame_is_parsed_at_its_receive_time(clock: Clock) -> None:
     at = clock()
     quotes, _ = run(clock, "kraken", [["BTC-USD", "100", "1"]])
     assert (quotes["BTC-USD"].ts, quotes["BTC-USD"].received_at) == (at, at)
-
-
-def test_a_quote_of_a_market_no_direction_uses_is_dropped(clock: Clock) -> None:
-    conversion = Conversion(("BTC-USD",))
-    raw = RawFrame("kraken", clock(), orjson.dumps([["ETH-USD", "3000", "1"]]).decode(), "c")
-    health = Health({"kraken": VenueHealth("up", clock(), clock())})
-    policy = worker_policy(rates_directions=("BTC-USD",), rates_priority=("kraken",))
-    result = normalize(raw, ALL_VENUES, conversion, References(), health, policy, clock())
-    assert (result.quotes, result.references) == ([], [])

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 .PHONY: help install run demo production-local production-tools test test-unit test-integration lint \
-	format docs bench soak downstream-tools history-size loadtest recording clean
+	format docs bench soak downstream-tools history-size loadtest recording mutation clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -57,6 +57,10 @@ test-unit: install ## the fast tiers only (unit and golden frames)
 
 test-integration: install ## the integration tier (real Tansu, PostgreSQL and processes)
 	$(BIN)/pytest tests/integration
+
+# One mutant at a time under nice (one core), in a temporary copy of the tree: 5 to 15 min.
+mutation: install ## mutation testing of the pure cores (failover, normalize): >= 90% killed, report in mutation-results/
+	$(BIN)/python -m devtools.mutation
 
 lint: install ## ruff and mypy --strict
 	$(BIN)/ruff check .

@@ -27,11 +27,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from connectors.venues.base import MarketQuote, Venue
 from pipeline.health import Health, Policy, age_s, reference_fresh
+from schemas.aliases import ASSET_ALIASES
 from schemas.errors import FrameError
 from schemas.records import Leg, Quote, RawFrame
-
-#: Direction asset names that are another name of a market asset (one token, two chains).
-ASSET_ALIASES: Mapping[str, str] = {"USDTTRC": "USDT", "USDTERC": "USDT"}
 
 USD, USDT, RUB = "USD", "USDT", "RUB"
 USD_RUB = "USD-RUB"

@@ -87,8 +87,13 @@ class VenueV2(BaseModel):
         description="connecting, up, silent or down; null: no status received yet"
     )
     since: datetime | None = Field(description="when it entered this state")
-    last_frame_at: datetime | None = Field(description="when its last frame arrived")
-    last_frame_age_ms: int | None = Field(ge=0)
+    last_frame_at: datetime | None = Field(
+        description="when its last data frame arrived: its newest quote on rates.latest, or "
+        "its connector's last status report, whichever is newer"
+    )
+    last_frame_age_ms: int | None = Field(
+        ge=0, description="age of its last data frame (not of its status report)"
+    )
     detail: str
     status_age_ms: int | None = Field(ge=0, description="age of the last status record")
     directions: list[str] = Field(description="directions it has a fresh quote for")
@@ -173,6 +178,11 @@ V1_422 = {
 V1_503 = {
     "no data": _example(
         "nothing has arrived yet", "no rates yet: nothing has arrived from rates.latest"
+    ),
+    "warming up": _example(
+        "at start, before the failover policy chose the active venue",
+        "warming up: the failover policy has not chosen the active venue yet (it waits to "
+        "hear from every enabled venue, or RATES_WARMUP_S)",
     ),
     "stale": _example("no fresh rate", "binance has no fresh rate for ETH-RUB"),
 }

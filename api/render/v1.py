@@ -25,10 +25,15 @@ def courses_v1(snapshot: Snapshot, exchanger: str | None, directions: Sequence[s
     """The exact v1 body; ApiError(503) when the venue has no fresh data for them."""
     venue = exchanger
     if venue is None:
+        if snapshot.active is None and snapshot.latest:
+            raise unavailable(
+                "warming up: the failover policy has not chosen the active venue yet "
+                "(it waits to hear from every enabled venue, or RATES_WARMUP_S)"
+            )
         if snapshot.active is None:
             raise unavailable("no rates yet: nothing has arrived from rates.latest")
         if snapshot.active.venue is None:
-            raise unavailable("no venue has fresh rates at the moment")
+            raise unavailable(f"no venue has fresh rates at the moment ({snapshot.active.reason})")
         venue = snapshot.active.venue
     courses = []
     for direction in directions:

@@ -37,7 +37,10 @@ router = APIRouter(prefix="/api/v1", tags=["v1"], responses=models.INVALID)
         },
         503: {
             "model": ErrorBody,
-            "description": "no data yet, or the venue has no fresh rate for these directions",
+            "description": "no data yet; without `exchanger`, before the failover policy "
+            "chose the active venue at start (it waits to hear from every enabled venue, or "
+            "RATES_WARMUP_S, so the first 200 is from the preferred venue); or the venue has no "
+            "fresh rate for these directions",
             "headers": models.RETRY_AFTER,
             "content": {"application/json": {"examples": models.V1_503}},
         },

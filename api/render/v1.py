@@ -98,8 +98,12 @@ class V1Answers:
             self._version = self.snapshot.version
         answer = self._cache.get(query)
         if answer is None:
-            exchanger, directions = v1_params(query)
-            answer = answer_v1(self.snapshot, exchanger, directions)
+            try:
+                exchanger, directions = v1_params(query)
+            except ApiError as exc:
+                answer = Answer.error(exc)
+            else:
+                answer = answer_v1(self.snapshot, exchanger, directions)
             if len(self._cache) < V1_CACHE_SIZE and len(query) <= V1_CACHE_KEY_MAX:
                 self._cache[query] = answer
         return self.vouch(answer)

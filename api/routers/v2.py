@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api import models
@@ -15,6 +15,7 @@ from api.dependencies import (
     HistoryStore,
     Now,
     Settings,
+    single_valued,
 )
 from api.history import make_query
 from api.models import (
@@ -41,7 +42,12 @@ from api.render.v2 import courses_v2, venues_v2
 from api.stream import course_events
 
 # A bad parameter raises ApiError, which the app answers as the error it names.
-router = APIRouter(prefix="/api/v2", tags=["v2"], responses=models.INVALID)
+router = APIRouter(
+    prefix="/api/v2",
+    tags=["v2"],
+    responses=models.INVALID,
+    dependencies=[Depends(single_valued)],
+)
 
 
 @router.get(
@@ -152,6 +158,7 @@ async def venues(
     },
 )
 async def history(
+    request: Request,
     snapshot: CurrentSnapshot,
     store: HistoryStore,
     direction: HistoryDirection,
@@ -162,6 +169,8 @@ async def history(
     resolution: HistoryResolution = "raw",
     if_none_match: IfNoneMatch = None,
 ) -> Response:
-    wanted = parse_history_direction(direction, snapshot.directions)
+    # Every value given: several directions, repeated or comma-separated, are one 422.
+    asked = request.query_params.getlist("direction") or [direction]
+    wanted = parse_history_direction(asked, snapshot.directions)
     query = make_query(wanted, since, until, limit, cursor, resolution)
     return respond(Answer.ok(await store.fetch(query)), if_none_match)

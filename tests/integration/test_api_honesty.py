@@ -70,3 +70,45 @@ def test_last_frame_age_is_the_age_of_the_venues_data(kafka: str, tmp_path: Path
         age = found["last_frame_age_ms"]
         assert isinstance(age, int) and age < 60_000, found
         assert found["last_frame_at"] != "" and found["last_frame_at"] is not None
+
+
+def test_parameters_are_treated_one_way(kafka: str, tmp_path: Path) -> None:
+    prefix = unique_prefix()
+    publish(kafka, prefix, latest_records(DEFAULT_DIRECTIONS))
+    with (
+        run_api(kafka, prefix, tmp_path / "fast.log") as fast,
+        run_api(kafka, prefix, tmp_path / "slow.log", API_FAST_PATH="false") as slow,
+    ):
+        for api in (fast, slow):
+            base = api.base
+
+            def fed(base: str = base) -> bool:
+                return httpx.get(f"{base}/api/v1/courses").status_code == 200
+
+            wait_until(fed, 30, "the feed")
+            twice = httpx.get(f"{api.base}/api/v1/courses?exchanger=okx&exchanger=binance")
+            assert twice.status_code == 422
+            assert twice.json()["detail"].startswith("exchanger is given 2 times")
+            both = httpx.get(f"{api.base}/api/v1/courses?direction=BTC-USD&direction=ETH-USD")
+            comma = httpx.get(f"{api.base}/api/v1/courses?direction=BTC-USD,ETH-USD")
+            assert both.status_code == 200 and both.content == comma.content
+            for query in ("direction=BTC-USD&direction=ETH-USD", "direction=BTC-USD,ETH-USD"):
+                several = httpx.get(f"{api.base}/api/v2/courses/history?{query}")
+                assert several.status_code == 422, query
+                assert several.json()["detail"] == "history takes one direction at a time"
+            v2 = httpx.get(f"{api.base}/api/v2/courses?direction=BTC-USD&direction=eth-usd")
+            assert [c["direction"] for c in v2.json()["courses"]] == ["BTC-USD", "ETH-USD"]
+            limits = httpx.get(
+                f"{api.base}/api/v2/courses/history?direction=BTC-USD&limit=1&limit=2"
+            )
+            assert limits.status_code == 422 and "limit is given 2 times" in limits.text
+            # Lower-case t and z are RFC 3339: accepted (no PostgreSQL here: 503, not 422).
+            lower = httpx.get(
+                f"{api.base}/api/v2/courses/history",
+                params={"direction": "BTC-USD", "since": "2026-11-24t16:00:00z"},
+            )
+            assert lower.status_code == 503, lower.text
+        httpx.get(f"{fast.base}/openapi.json").raise_for_status()
+        metrics = httpx.get(f"{fast.base}/metrics").text
+        assert 'rates_api_requests_total{route="/openapi.json",status="200"}' in metrics
+        assert 'route="unmatched",status="200"' not in metrics

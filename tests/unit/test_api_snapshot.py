@@ -75,10 +75,12 @@ def test_exchanger_parsing_uses_the_given_venues_and_aliases() -> None:
 
 def test_query_strings_are_decoded_like_starlette() -> None:
     assert v1_params(b"") == (None, [])
-    assert v1_params(b"direction=btc-usd%2CETH-USD&direction=x&exchanger=a&exchanger=B") == (
+    assert v1_params(b"direction=btc-usd%2CETH-USD&direction=x&exchanger=B") == (
         "B",
         ["btc-usd,ETH-USD", "x"],
     )
+    with pytest.raises(ApiError, match="exchanger is given 2 times: it takes one value"):
+        v1_params(b"exchanger=a&direction=x&exchanger=B")  # never silently the last one
     assert v1_params(b"exchanger=&other=1") == ("", [])
 
 

@@ -140,6 +140,21 @@ class HistoryBars(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
 
 
+class Switch(BaseModel):
+    """A change of the venue chosen for a direction (``*``: the active venue of v1)."""
+
+    direction: str = Field(examples=["BTC-USD"])
+    from_venue: str | None = Field(description="null: the direction's first choice")
+    to_venue: str | None = Field(examples=["binance"])
+    reason: str = Field(examples=["binance down"])
+    at: datetime = Field(description="when the new venue was chosen")
+
+
+class SwitchesPage(BaseModel):
+    switches: list[Switch] = Field(description="oldest first")
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
+
+
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
 

@@ -82,6 +82,14 @@ V1Directions = Annotated[
         examples=["BTC-USD,ETH-USD"],
     ),
 ]
+SwitchDirections = Annotated[
+    list[str] | None,
+    Query(
+        description="directions, repeatable or comma-separated, case-insensitive; `*` is the "
+        "active venue of v1; default: every direction and `*`",
+        examples=["BTC-USD,*"],
+    ),
+]
 LastEventId = Annotated[
     str | None,
     Header(

@@ -24,6 +24,7 @@ from api.models import (
     CoursesV2,
     HistoryBars,
     HistoryPage,
+    SwitchesPage,
     VenuesV2,
 )
 from api.params import (
@@ -35,11 +36,15 @@ from api.params import (
     Limit,
     PageCursor,
     Since,
+    SwitchDirections,
     Until,
+    parse_directions,
     parse_history_direction,
 )
 from api.render.v2 import courses_v2, venues_v2
 from api.stream import course_events
+from api.switches import make_switch_query, switches_page
+from schemas.topics import ACTIVE_KEY
 
 # A bad parameter raises ApiError, which the app answers as the error it names.
 router = APIRouter(
@@ -174,3 +179,49 @@ async def history(
     wanted = parse_history_direction(asked, snapshot.directions)
     query = make_query(wanted, since, until, limit, cursor, resolution)
     return respond(Answer.ok(await store.fetch(query)), if_none_match)
+
+
+@router.get(
+    "/switches",
+    response_model=SwitchesPage,
+    summary="Stored venue switches, oldest first, in pages",
+    description=(
+        "Every change of the venue chosen for a direction, as stored by the history writer "
+        "(`direction` `*` is the active venue of v1; a direction's first choice has a null "
+        "`from_venue`), with `since <= at < until`, oldest first (kept "
+        "`RATES_HISTORY_ROLLUP_RETENTION_DAYS`, the newest of each direction always). Follow "
+        "`next_cursor` for the next page. Read from PostgreSQL; when it is away this endpoint "
+        "answers 503 and the others keep serving."
+    ),
+    responses={
+        200: {"headers": models.CACHE_HEADERS},
+        304: NOT_MODIFIED,
+        422: models.error(
+            "bad direction, time, limit or cursor",
+            direction="unknown direction BTC-EUR; valid directions: BTC-USD, ..., *",
+            cursor="cursor is not one this API returned: pass next_cursor unchanged",
+        ),
+        503: models.unavailable(
+            "PostgreSQL is not configured or does not answer",
+            down="history unavailable: PostgreSQL did not answer (...); "
+            "the live rates are still served",
+        ),
+    },
+)
+async def switches(
+    snapshot: CurrentSnapshot,
+    store: HistoryStore,
+    direction: SwitchDirections = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: PageCursor = None,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    known = (*snapshot.directions, ACTIVE_KEY)
+    wanted = parse_directions(direction, known) if direction else []
+    query = make_switch_query(
+        wanted if len(wanted) < len(known) else [], since, until, limit, cursor
+    )
+    body = switches_page(query, await store.rows(*query.sql()))
+    return respond(Answer.ok(body), if_none_match)

@@ -615,8 +615,14 @@ def test_broker_down_is_reported_and_stale_rates_are_not_served(tmp_path: Path) 
     try:
         prefix = unique_prefix()
         log = tmp_path / "api.log"
-        settings = {"API_MAX_SILENCE_S": "3", "API_BROKER_AWAY_MAX_S": "12", "LOG_LEVEL": "INFO"}
-        with run_api(tansu.address, prefix, log, **settings) as api:
+        with run_api(
+            tansu.address,
+            prefix,
+            log,
+            API_MAX_SILENCE_S="3",
+            API_BROKER_AWAY_MAX_S="12",
+            LOG_LEVEL="INFO",
+        ) as api:
             with republishing(tansu.address, prefix, latest_records(DIRECTIONS)):
                 wait_until(lambda: fed(api), 30, "the feed")
                 assert httpx.get(f"{api.base}/readyz").status_code == 200

@@ -242,3 +242,43 @@ def test_the_active_venue_switches_back_only_after_the_hysteresis(
                 ]
                 assert ages and min(ages) >= HYSTERESIS, (previous, active)
         previous = active
+
+
+def test_the_hysteresis_counts_from_when_the_data_resumed_not_the_connection() -> None:
+    """The connections stay up all along; binance's RUB quotes turn unusable when their
+    reference (CoinGecko) goes away, and usable again when it is back: binance waits the
+    hysteresis from then, though its connection has been healthy for an hour."""
+    world = World()
+    clock = world.clock
+    for venue in (*VENUES, "coingecko"):
+        world.health.statuses[venue] = VenueHealth("up", clock() - timedelta(hours=1), clock())
+    world.apply(("reference", "coingecko"))
+    world.apply(("reference", "cbr"))
+    world.apply(("tick", "binance", "100", "coingecko"))
+    world.apply(("tick", "kraken", "100.5", "cbr"))
+    world.apply(("tick", "okx", "99.8", "cbr"))
+    assert world.decide().venue == "binance"
+    clock.advance(1)
+    world.apply(("status", "coingecko", "down"))
+    world.apply(("report",))
+    switched = world.decide()
+    assert (switched.venue, switched.reason) == ("kraken", "binance reference coingecko stale")
+    clock.advance(1)
+    world.apply(("status", "coingecko", "up"))
+    world.apply(("reference", "coingecko"))
+    world.apply(("tick", "binance", "100", "coingecko"))
+    resumed = clock()
+    for _ in range(9):
+        world.apply(("report",))
+        assert world.decide().venue == "kraken"
+        assert world.decisions[-1].quotes["binance"].fresh_since == resumed
+        clock.advance(1)
+        world.apply(("reference", "coingecko"))
+        world.apply(("tick", "kraken", "100.5", "cbr"))
+        world.apply(("tick", "okx", "99.8", "cbr"))
+        world.apply(("tick", "binance", "100", "coingecko"))
+    clock.advance(1)
+    world.apply(("report",))
+    back = world.decide()
+    assert (back.venue, back.since) == ("binance", clock())
+    assert back.reason == f"binance preferred again after {HYSTERESIS:g} s healthy"

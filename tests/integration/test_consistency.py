@@ -17,8 +17,14 @@ import psycopg
 from devtools.processes import Procs
 from devtools.waiting import wait_until
 from schemas.settings import DEFAULT_DIRECTIONS
-from schemas.topics import ACTIVE_KEY
-from tests.integration.harness import SimHandle, api_base, courses, pipeline_env
+from schemas.topics import ACTIVE_KEY, Topics
+from tests.integration.harness import (
+    LatestWatcher,
+    SimHandle,
+    api_base,
+    courses,
+    pipeline_env,
+)
 
 VENUES = ["binance", "kraken", "okx", "coingecko", "cbr"]
 ALIASES = (("USDTTRC-USD", "USDTERC-USD"), ("USDTTRC-RUB", "USDTERC-RUB"))
@@ -53,6 +59,7 @@ def test_a_start_serves_the_preferred_venue_aliases_agree_and_one_choice_is_stor
     procs.start("api", ["api"], env)
     base = api_base(env)
     started = time.monotonic()
+    watcher = LatestWatcher(kafka, Topics(env["RATES_TOPIC_PREFIX"]).latest)
 
     def first_answer() -> dict[str, Any] | None:
         try:
@@ -81,6 +88,24 @@ def test_a_start_serves_the_preferred_venue_aliases_agree_and_one_choice_is_stor
     for trc, erc in ALIASES:
         a, b = by_direction[trc], by_direction[erc]
         assert (a["venue"], a["value"], a["ts"]) == (b["venue"], b["value"], b["ts"])
+
+    # On rates.latest too: every alias record is its canonical direction's, under its key
+    # (published right after it: the last second's may still be on their way).
+    stopped = time.monotonic()
+    watcher.stop()
+    arrived = watcher.records_since(started)
+    for trc, erc in ALIASES:
+
+        def seen(direction: str, before: float = stopped) -> set[tuple[Any, ...]]:
+            return {
+                (r.venue, r.value, r.ts, r.since, r.stale)
+                for at, r in arrived
+                if r.direction == direction and at <= before
+            }
+
+        assert seen(erc) <= seen(trc), (erc, seen(erc) - seen(trc))
+        assert seen(trc, stopped - 1.0) <= seen(erc), (trc, seen(trc, stopped - 1.0) - seen(erc))
+        assert seen(trc, stopped - 1.0)
 
     time.sleep(max(0.0, started + RUN_S - time.monotonic()))
 

@@ -23,7 +23,12 @@ def settled(record: Latest | None) -> bool:
 
 def provisional(record: Latest | None) -> bool:
     """Whether a record holds a fresh rate chosen while warming up (not yet a choice)."""
-    return record is not None and record.venue is not None and record.since is None
+    return (
+        record is not None
+        and record.venue is not None
+        and record.since is None
+        and not record.stale
+    )
 
 
 def waiting_for(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -92,3 +92,12 @@ def test_start_logs_and_counts_no_switch_and_the_active_venue_waits(
         active = rates.active(clock())
     assert active is not None and active.venue == "binance"
     assert caplog.records == []  # first choices are not switches
+
+
+def test_a_direction_with_only_stale_quotes_does_not_hold_the_active_venue(clock: Clock) -> None:
+    health = Health()
+    status(health, clock, "binance")
+    old = quote("binance", clock() - timedelta(minutes=5))  # older than RATES_MAX_AGE_S
+    record = choose("ETH-USD", {"binance": old}, None, health, POLICY, clock()).latest
+    assert record.stale and record.since is None and not provisional(record)
+    assert active_waiting({"ETH-USD": record}, None) == []

@@ -33,7 +33,7 @@ def courses_v1(snapshot: Snapshot, exchanger: str | None, directions: Sequence[s
         if snapshot.active is None:
             raise unavailable("no rates yet: nothing has arrived from rates.latest")
         if snapshot.active.venue is None:
-            raise unavailable(f"no venue has fresh rates at the moment ({snapshot.active.reason})")
+            raise unavailable("no venue has fresh rates at the moment")
         venue = snapshot.active.venue
     courses = []
     for direction in directions:

@@ -158,7 +158,8 @@ class LatestRates:
         """
         view = self.broadcast.latest
         previous = self.chosen.get(ACTIVE_KEY) or view.get(ACTIVE_KEY)
-        if active_waiting(view, previous):
+        self.started.setdefault(ACTIVE_KEY, now)
+        if active_waiting(view, previous, self.policy, now, self.started[ACTIVE_KEY]):
             return None
         latest = choose_active(view, previous, self.broadcast.health, self.policy, now)
         self._note_switch(previous, latest)

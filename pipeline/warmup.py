@@ -57,9 +57,29 @@ def waiting_for(
     return [venue for venue in policy.venues if not heard(venue)]
 
 
-def active_waiting(latest: Mapping[str, Latest], previous: Latest | None) -> list[str]:
-    """Directions whose rate is still provisional, while no active venue was chosen for good:
-    the active venue is chosen once none is (so that the first is the preferred one)."""
+def active_waiting(
+    latest: Mapping[str, Latest],
+    previous: Latest | None,
+    policy: Policy | None = None,
+    now: datetime | None = None,
+    started: datetime | None = None,
+) -> list[str]:
+    """Directions the first active venue still waits for: those whose rate is provisional,
+    and, until ``policy.warmup_s`` after ``started`` (when this worker began choosing it),
+    those with no rate yet (a RUB rate waits for its reference), so that the first active
+    venue is the preferred one and serves every direction it can. None once an active venue
+    was chosen for good."""
     if settled(previous):
         return []
-    return [d for d, record in latest.items() if d != ACTIVE_KEY and provisional(record)]
+    waiting = [d for d, record in latest.items() if d != ACTIVE_KEY and provisional(record)]
+    warming = (
+        policy is not None
+        and now is not None
+        and started is not None
+        and (now - started).total_seconds() < policy.warmup_s
+    )
+    if warming and policy is not None:
+        waiting += [
+            d for d in policy.directions if (record := latest.get(d)) is None or not record.venue
+        ]
+    return waiting

@@ -72,6 +72,8 @@ def test_a_start_serves_the_preferred_venue_aliases_agree_and_one_choice_is_stor
 
     first = wait_until(first_answer, 90, "the first 200 of v1", every_s=0.05)
     assert first["exchanger"] == "binance", first  # the preferred venue, never a first comer
+    # and every direction: the RUB rates had their reference within the warm-up
+    assert [c["direction"] for c in first["courses"]] == list(DEFAULT_DIRECTIONS), first
     print(f"first 200 after {time.monotonic() - started:.1f} s")
 
     with httpx.Client(base_url=base, timeout=5) as client:

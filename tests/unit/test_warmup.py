@@ -101,3 +101,18 @@ def test_a_direction_with_only_stale_quotes_does_not_hold_the_active_venue(clock
     record = choose("ETH-USD", {"binance": old}, None, health, POLICY, clock()).latest
     assert record.stale and record.since is None and not provisional(record)
     assert active_waiting({"ETH-USD": record}, None) == []
+
+
+def test_the_first_active_venue_waits_a_little_for_directions_without_a_rate(
+    clock: Clock,
+) -> None:
+    health = Health()
+    status(health, clock, "binance")
+    started = clock()
+    btc = choose("BTC-USD", {"binance": quote("binance", clock())}, None, health, POLICY, clock())
+    view = {"BTC-USD": btc.latest}  # ETH-USD: nothing yet (a RUB rate waits for its reference)
+    assert active_waiting(view, None, POLICY, clock(), started) == ["ETH-USD"]
+    clock.advance(4.999)
+    assert active_waiting(view, None, POLICY, clock(), started) == ["ETH-USD"]
+    clock.advance(0.001)
+    assert active_waiting(view, None, POLICY, clock(), started) == []

@@ -150,8 +150,8 @@ class LatestRates:
         return any(direction != ACTIVE_KEY for direction in self.broadcast.latest)
 
     def active(self, now: datetime) -> Latest | None:
-        """The active venue, from every direction's last record on rates.latest; None while
-        some direction's rate is still provisional and no active venue was chosen yet.
+        """The active venue, from every direction's last record on rates.latest; None at
+        start, until the directions' rates are chosen for good (pipeline/warmup.py).
 
         Only the topic's view: this worker's own choices reach it within milliseconds, and
         its memory may still hold directions another worker has taken over.

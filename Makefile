@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 .DEFAULT_GOAL := help
 .PHONY: help install run demo production-local production-tools test test-unit test-integration lint \
 	reliability \
-	format docs bench soak downstream-tools history-size loadtest recording clean
+	format docs bench soak downstream-tools history-size loadtest recording mutation clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -65,6 +65,10 @@ RELIABILITY_TESTS := tests/chaos tests/integration/test_recycle.py tests/integra
 reliability: install ## run the reliability tests, record their rows (docs/reliability.json), render the README table
 	RATES_RELIABILITY_RECORD=1 $(BIN)/pytest $(RELIABILITY_TESTS)
 	$(BIN)/python -m devtools.reliability --write
+
+# One mutant at a time under nice (one core), in a temporary copy of the tree: 5 to 15 min.
+mutation: install ## mutation testing of the pure cores (failover, normalize): >= 90% killed, report in mutation-results/
+	$(BIN)/python -m devtools.mutation
 
 lint: install ## ruff and mypy --strict
 	$(BIN)/ruff check .

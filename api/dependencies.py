@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI, Request
 
 from api.feed import FeedState
 from api.history import History
-from api.params import Directions, parse_directions
+from api.params import Directions, check_single, parse_directions
 from api.render.v1 import V1Answers
 from api.settings import ApiSettings
 from api.snapshot import Snapshot
@@ -100,3 +100,8 @@ Feed = Annotated[FeedState, Depends(_feed)]
 HistoryStore = Annotated[History, Depends(_history)]
 Clock = Annotated[Callable[[], datetime], Depends(_clock)]
 Now = Annotated[datetime, Depends(_now)]
+
+
+async def single_valued(request: Request) -> None:
+    """422 for a single-valued parameter given twice (every route of v1 and v2)."""
+    check_single(request.query_params.multi_items())

@@ -67,6 +67,23 @@ class FastPath:
         await send({"type": "http.response.body", "body": answer.body})
 
 
+#: Paths FastAPI serves outside its API routes (so without a route template in the scope):
+#: the OpenAPI document, and the docs pages' files.
+PLAIN_ROUTES = ("/openapi.json",)
+MOUNTS = ("/static-offline-docs",)
+
+
+def route_of(scope: Scope) -> str:
+    """The metrics label of a request: its route template, or ``unmatched`` (bounded)."""
+    route = scope.get("route")
+    if route is not None:
+        return str(getattr(route, "path", metrics.UNMATCHED))
+    path = scope.get("path", "")
+    if path in PLAIN_ROUTES:
+        return str(path)
+    return next((m for m in MOUNTS if path.startswith(m + "/")), metrics.UNMATCHED)
+
+
 class Metrics:
     """Counts every HTTP request by route template and status, and times it to its headers."""
 
@@ -93,8 +110,7 @@ class Metrics:
 
         async def counted(message: Message) -> None:
             if message["type"] == "http.response.start":
-                route = getattr(scope.get("route"), "path", metrics.UNMATCHED)
-                self._count(route, message["status"], time.perf_counter() - started)
+                self._count(route_of(scope), message["status"], time.perf_counter() - started)
             await send(message)
 
         await self.app(scope, receive, counted)

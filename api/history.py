@@ -203,9 +203,13 @@ class History:
             await self._pool.close()
 
     async def fetch(self, query: Query) -> bytes:
+        """A page of quotes or bars."""
+        return page(query, await self.rows(*query.sql()))
+
+    async def rows(self, text: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows of one statement; 503 when PostgreSQL is not configured or away."""
         if self._pool is None:
             raise ApiError(503, "history is not configured: DATABASE_URL is not set")
-        text, params = query.sql()
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:
                 await cur.execute(text, params)
@@ -219,4 +223,4 @@ class History:
                 f"history unavailable: PostgreSQL did not answer ({reason}); "
                 "the live rates are still served"
             ) from None
-        return page(query, rows)
+        return rows

@@ -87,8 +87,13 @@ class VenueV2(BaseModel):
         description="connecting, up, silent or down; null: no status received yet"
     )
     since: datetime | None = Field(description="when it entered this state")
-    last_frame_at: datetime | None = Field(description="when its last frame arrived")
-    last_frame_age_ms: int | None = Field(ge=0)
+    last_frame_at: datetime | None = Field(
+        description="when its last data frame arrived: its newest quote on rates.latest, or "
+        "its connector's last status report, whichever is newer"
+    )
+    last_frame_age_ms: int | None = Field(
+        ge=0, description="age of its last data frame (not of its status report)"
+    )
     detail: str
     status_age_ms: int | None = Field(ge=0, description="age of the last status record")
     directions: list[str] = Field(description="directions it has a fresh quote for")
@@ -173,6 +178,21 @@ class HistoryBars(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
 
 
+class Switch(BaseModel):
+    """A change of the venue chosen for a direction (``*``: the active venue of v1)."""
+
+    direction: str = Field(examples=["BTC-USD"])
+    from_venue: str | None = Field(description="null: the direction's first choice")
+    to_venue: str | None = Field(examples=["binance"])
+    reason: str = Field(examples=["binance down"])
+    at: datetime = Field(description="when the new venue was chosen")
+
+
+class SwitchesPage(BaseModel):
+    switches: list[Switch] = Field(description="oldest first")
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
+
+
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
 
@@ -211,6 +231,11 @@ V1_422 = {
 V1_503 = {
     "no data": _example(
         "nothing has arrived yet", "no rates yet: nothing has arrived from rates.latest"
+    ),
+    "warming up": _example(
+        "at start, before the failover policy chose the active venue",
+        "warming up: the failover policy has not chosen the active venue yet (it waits to "
+        "hear from every enabled venue, or RATES_WARMUP_S)",
     ),
     "stale": _example("no fresh rate", "binance has no fresh rate for ETH-RUB"),
 }

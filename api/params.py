@@ -7,6 +7,8 @@ valid ones.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Literal
@@ -28,6 +30,12 @@ MAX_LIMIT = 1000
 #: History resolutions: ``raw``, every quote; ``1m``, per minute and venue, open, high, low,
 #: close and count.
 Resolution = Literal["raw", "1m"]
+
+#: Parameters that take one value: given twice, the request is refused.
+SINGLE_VALUED = frozenset({"exchanger", "since", "until", "limit", "cursor", "resolution"})
+
+#: RFC 3339's date-time (section 5.6), with the space its note allows between date and time.
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 #: How much of a bad parameter an error message repeats.
 _ECHO_MAX = 40
@@ -72,6 +80,14 @@ V1Directions = Annotated[
         "duplicates collapse; answered in the order asked. Default: every configured "
         "direction, in the configured order",
         examples=["BTC-USD,ETH-USD"],
+    ),
+]
+SwitchDirections = Annotated[
+    list[str] | None,
+    Query(
+        description="directions, repeatable or comma-separated, case-insensitive; `*` is the "
+        "active venue of v1; default: every direction and `*`",
+        examples=["BTC-USD,*"],
     ),
 ]
 LastEventId = Annotated[
@@ -140,9 +156,10 @@ def parse_directions(values: Iterable[str] | None, known: Sequence[str]) -> list
     return wanted
 
 
-def parse_history_direction(value: str, known: Sequence[str]) -> str:
-    """The one direction a history page is of (case-insensitive)."""
-    wanted = parse_directions([value], known)
+def parse_history_direction(values: str | Sequence[str], known: Sequence[str]) -> str:
+    """The one direction a history page is of (case-insensitive): several, whether repeated
+    or comma-separated, are a 422."""
+    wanted = parse_directions([values] if isinstance(values, str) else values, known)
     if len(wanted) != 1:
         raise ApiError(422, "history takes one direction at a time")
     return wanted[0]
@@ -161,27 +178,39 @@ def parse_exchanger(value: str | None, exchangers: Sequence[str] = EXCHANGERS) -
     return name
 
 
+def check_single(items: Iterable[tuple[str, str]]) -> None:
+    """Refuse a single-valued parameter given more than once (422), rather than silently use
+    one of its values; ``direction`` is the only repeatable one."""
+    counts = Counter(name for name, _ in items if name in SINGLE_VALUED)
+    for name, count in counts.items():
+        if count > 1:
+            raise ApiError(
+                422,
+                f"{name} is given {count} times: it takes one value (only direction is repeatable)",
+            )
+
+
 def v1_params(query: bytes) -> tuple[str | None, list[str]]:
-    """``exchanger`` (the last one wins) and every ``direction``, decoded as Starlette does."""
-    exchanger: str | None = None
-    directions: list[str] = []
-    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-        if name == "direction":
-            directions.append(value)
-        elif name == "exchanger":
-            exchanger = value
-    return exchanger, directions
+    """``exchanger`` (422 when repeated) and every ``direction``, decoded as Starlette does."""
+    items = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    check_single(items)
+    exchanger = next((value for name, value in items if name == "exchanger"), None)
+    return exchanger, [value for name, value in items if name == "direction"]
 
 
 def parse_rfc3339(name: str, value: str | None) -> datetime | None:
     """An RFC 3339 time with its offset (``2026-11-24T16:00:00Z``), as aware UTC."""
     if value is None or not value.strip():
         return None
+    text = value.strip()
     try:
-        return parse_time(value.strip())
+        if not _RFC3339.match(text):
+            raise ValueError(text)
+        # RFC 3339 (5.6): "T" and "Z" may be lower case, and a space may separate date and time.
+        return parse_time(text.upper().replace(" ", "T"))
     except ValueError:
         raise ApiError(
             422,
             f"{name}={value[:40]!r} is not an RFC 3339 time with an offset, "
-            "e.g. 2026-11-24T16:00:00Z",
+            "e.g. 2026-11-24T16:00:00Z (in a URL, a + of the offset is sent as %2B)",
         ) from None

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
+from schemas.aliases import aliases, canonical
 from schemas.records import Latest, VenueStatus
 from schemas.topics import ACTIVE_KEY
 from schemas.venues import EXCHANGERS
@@ -50,6 +52,10 @@ class Snapshot:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.directions = tuple(directions)
+        #: Aliases of one market (USDTTRC-USD, USDTERC-USD) share one record: the same venue,
+        #: value and time in every answer, whichever of their records arrived last.
+        self._canonical = canonical(self.directions)
+        self._aliases = aliases(self.directions)
         self.exchangers = tuple(exchangers)
         self.latest: dict[str, Latest] = {}
         self.active: Latest | None = None
@@ -68,18 +74,28 @@ class Snapshot:
     # -- writes (the feed) ------------------------------------------------------------------
 
     def apply(self, record: Latest, stamp_ms: int) -> bool:
-        """Store a rates.latest record; True when it changed something."""
+        """Store a rates.latest record; True when it changed something.
+
+        A record of a direction with aliases is stored under each of them (the pipeline
+        publishes the same record under each: the first to arrive serves them all).
+        """
         self.updated_at = self.clock()
         key = record.direction
-        previous = self.active if key == ACTIVE_KEY else self.latest.get(key)
+        if key == ACTIVE_KEY:
+            record = record.onto(self.active)
+            if self.active == record:
+                return False
+            self.active = record
+            self._changed(key, stamp_ms)
+            return True
+        names = self._aliases.get(self._canonical.get(key, key), (key,))
+        previous = self.latest.get(key)
         record = record.onto(previous)
         if previous == record:
             return False
-        if key == ACTIVE_KEY:
-            self.active = record
-        else:
-            self.latest[key] = record
-        self._changed(key, stamp_ms)
+        for name in names:
+            self.latest[name] = record if name == key else replace(record, direction=name)
+            self._changed(name, stamp_ms)
         return True
 
     def apply_status(self, status: VenueStatus, stamp_ms: int) -> bool:

@@ -31,7 +31,7 @@ from connectors.settings import ConnectorSettings
 from connectors.status import VenueTracker
 from connectors.subscriptions import Plan
 from connectors.supervisor import Attempt, supervise
-from connectors.symbols import plan_venue, report
+from connectors.symbols import count_missing, plan_venue, report
 from connectors.venues.base import PollingVenue, Venue, WebsocketVenue
 from schemas.errors import RateLimited, VenueError
 from schemas.records import VENUE_STATES
@@ -231,6 +231,7 @@ async def _start_venue(venue: Venue, tracker: VenueTracker, start: _Start) -> No
     """
     settings = start.settings
     plan = await plan_venue(venue, settings, start.client)
+    count_missing(plan)
     tracker.serves, tracker.missing = plan.by_direction(settings.rates_directions)
     start.plans.append(plan)
     if len(start.plans) == start.venues:

@@ -138,6 +138,12 @@ async def plan_venue(
     return Plan(venue.name, symbols=markets, serves=serves, missing=missing)
 
 
+def count_missing(plan: Plan) -> None:
+    """The venue's missing symbols as planned (-1: its listing was not read), set before its
+    connections start: a polled source then counts what its first answer lacks."""
+    metrics.SYMBOLS_MISSING.labels(plan.venue).set(len(plan.missing) if plan.checked else -1)
+
+
 def report(directions: Sequence[str], plans: Sequence[Plan]) -> list[str]:
     """Log what each venue cannot serve (INFO) and the directions none serves (one WARNING)."""
     for plan in plans:
@@ -156,7 +162,6 @@ def report(directions: Sequence[str], plans: Sequence[Plan]) -> list[str]:
                 plan.venue,
                 "; ".join(f"{asset}: {why}" for asset, why in plan.missing.items()),
             )
-        metrics.SYMBOLS_MISSING.labels(plan.venue).set(len(plan.missing) if plan.checked else -1)
     lost = unserved(directions, plans)
     if lost:
         log.warning(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -165,6 +165,8 @@ class Pipeline:
             return
         now = self.clock()
         for direction in self.settings.rates_directions:
+            if self.rates.is_alias(direction):
+                continue  # published with its canonical direction
             if not self.owned(direction):
                 self.rates.forget(direction)
             elif self.books.recover(direction):
@@ -178,7 +180,9 @@ class Pipeline:
         is fresh, and the API would answer 503 until the rates arrive.
         """
         if self.deciding() and self.rates.seen_rates():
-            await self.publish(self.rates.active(self.clock()), "timer")
+            active = self.rates.active(self.clock())
+            if active is not None:  # None: some direction still warming up
+                await self.publish(active, "timer")
 
     async def on_latest(self, record: Latest) -> None:
         """A direction's record on rates.latest: the leader checks the active venue at once."""
@@ -219,11 +223,14 @@ class Pipeline:
 
     async def publish(self, latest: Latest, trigger: str) -> None:
         """A change of a rate carries only the chosen venue's quote; the timer's record has
-        every venue's (rates.latest readers merge the two: ``Latest.onto``)."""
+        every venue's (rates.latest readers merge the two: ``Latest.onto``). A direction's
+        aliases (USDTERC-USD for USDTTRC-USD) get the same record under their own key."""
         partial = trigger == "change" and latest.direction != ACTIVE_KEY
         record = latest.change() if partial else latest
-        await self.latest_topic.send(key=latest.direction.encode(), value=record.to_json())
-        metrics.LATEST_PUBLISHED.labels(trigger).inc()
+        for name in self.rates.names(latest.direction):
+            named = record if name == record.direction else replace(record, direction=name)
+            await self.latest_topic.send(key=name.encode(), value=named.to_json())
+            metrics.LATEST_PUBLISHED.labels(trigger).inc()
 
     def skip(self, skipped: Skipped) -> None:
         """Count a skipped frame; log the first per venue and reason, then one per 10 s."""

@@ -38,6 +38,10 @@ class Policy:
     #: Reference sources whose rate stays valid this long whatever their connection (CBR
     #: publishes once a business day: its rate covers weekends and holidays).
     reference_max_age_s: Mapping[str, float]
+    #: Enabled exchangers: at start, a direction is chosen for good once each has quoted it
+    #: (or is known to be down), or ``warmup_s`` after its first quote.
+    venues: tuple[str, ...] = ()
+    warmup_s: float = 0.0
 
     def rank(self, venue: str) -> int:
         """Lower is preferred; venues missing from the priority list come last."""

@@ -40,9 +40,11 @@ def derive_switches(
     """The switches among ``rates.latest`` records, and the choice per direction after them.
 
     A record whose venue differs from the one chosen before it (``last``: the last stored
-    switch of each direction) is a switch at the record's ``since``. A record not newer
-    than the known choice is a redelivery and changes nothing; a record without a venue
-    (no quote yet) is not a choice.
+    switch of each direction) is a switch at the record's ``since``. A record older than
+    the known choice is a redelivery and changes nothing (one as old, of another venue, is
+    a switch made in the same instant: a choice made at start, then its venue gone); a
+    record without a venue or ``since`` (no quote yet, or provisional at start) is not a
+    choice.
     """
     state = dict(last)
     found: list[Switch] = []
@@ -51,7 +53,7 @@ def derive_switches(
             continue
         previous = state.get(record.direction)
         if previous is not None and (
-            record.venue == previous.venue or record.since <= previous.since
+            record.venue == previous.venue or record.since < previous.since
         ):
             continue
         found.append(

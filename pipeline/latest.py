@@ -12,6 +12,8 @@ from pipeline import metrics
 from pipeline.broadcast import Broadcast
 from pipeline.failover import choose, choose_active
 from pipeline.health import Policy
+from pipeline.warmup import active_waiting, settled
+from schemas.aliases import aliases, canonical
 from schemas.records import Latest, Quote
 from schemas.topics import ACTIVE_KEY
 
@@ -42,6 +44,20 @@ class LatestRates:
         self.books: dict[str, dict[str, Quote]] = {}
         self.chosen: dict[str, Latest] = {}
         self._excluded: dict[str, frozenset[str]] = {}
+        #: direction -> when its book first held a quote here (its warm-up starts then).
+        self.started: dict[str, datetime] = {}
+        #: direction -> the direction whose decision serves it (USDTERC-USD -> USDTTRC-USD).
+        self.canonical = canonical(policy.directions)
+        #: canonical direction -> every direction its record is published as.
+        self.aliases = aliases(policy.directions)
+
+    def is_alias(self, direction: str) -> bool:
+        """Whether another direction's decision serves this one (same market, another name)."""
+        return self.canonical.get(direction, direction) != direction
+
+    def names(self, direction: str) -> tuple[str, ...]:
+        """The directions a record of ``direction`` is published as (itself first)."""
+        return self.aliases.get(direction, (direction,))
 
     def load(self, direction: str, book: Mapping[str, Quote]) -> None:
         """Seed a book recovered from the table (a direction this worker just took over)."""
@@ -57,8 +73,12 @@ class LatestRates:
 
         Returns the new record when the rate changed (venue, value, staleness or reason),
         None when only another venue's quote did: those reach rates.latest with the
-        once-a-second republish, which keeps the per-quote cost small.
+        once-a-second republish, which keeps the per-quote cost small. An alias's quote
+        (USDTERC-USD) is the same market quote as its canonical direction's, which decides
+        for both: it is not taken.
         """
+        if self.is_alias(quote.direction):
+            return None
         book = self.books.setdefault(quote.direction, {})
         current = book.get(quote.venue)
         if current is None or current.received_at <= quote.received_at:
@@ -76,14 +96,18 @@ class LatestRates:
 
     def decide(self, direction: str, now: datetime) -> Latest:
         previous = self.previous(direction)
+        book = self.books.get(direction, {})
+        if book:
+            self.started.setdefault(direction, now)
         decision = choose(
             direction,
-            self.books.get(direction, {}),
+            book,
             previous,
             self.broadcast.health,
             self.policy,
             now,
             self.broadcast.references.by_source(),
+            self.started.get(direction),
         )
         latest = decision.latest
         excluded = frozenset(decision.outliers)
@@ -117,20 +141,26 @@ class LatestRates:
         ):
             return None
         active = self.active(now)
+        if active is None:
+            return None
         return active if current is None or current.venue != active.venue else None
 
     def seen_rates(self) -> bool:
         """Whether rates.latest holds some direction's record (the active venue's view)."""
         return any(direction != ACTIVE_KEY for direction in self.broadcast.latest)
 
-    def active(self, now: datetime) -> Latest:
-        """The active venue, from every direction's last record on rates.latest.
+    def active(self, now: datetime) -> Latest | None:
+        """The active venue, from every direction's last record on rates.latest; None at
+        start, until the directions' rates are chosen for good (pipeline/warmup.py).
 
         Only the topic's view: this worker's own choices reach it within milliseconds, and
         its memory may still hold directions another worker has taken over.
         """
         view = self.broadcast.latest
         previous = self.chosen.get(ACTIVE_KEY) or view.get(ACTIVE_KEY)
+        self.started.setdefault(ACTIVE_KEY, now)
+        if active_waiting(view, previous, self.policy, now, self.started[ACTIVE_KEY]):
+            return None
         latest = choose_active(view, previous, self.broadcast.health, self.policy, now)
         self._note_switch(previous, latest)
         self.chosen[ACTIVE_KEY] = latest
@@ -138,7 +168,14 @@ class LatestRates:
 
     @staticmethod
     def _note_switch(previous: Latest | None, latest: Latest) -> None:
-        if previous is None or previous.venue == latest.venue:
+        """Log and count a switch: a change of the venue chosen for good. The first choice
+        (after a provisional one at start) is not a switch."""
+        if not settled(latest):
+            return
+        if previous is None or not settled(previous):
+            log.debug("first choice %s: %s (%s)", latest.direction, latest.venue, latest.reason)
+            return
+        if previous.venue == latest.venue:
             return
         log.info(
             "switch %s: %s -> %s (%s)",
@@ -193,6 +230,8 @@ class DurableBooks:
         only while iterating the stream of the table's source topic.
         """
         direction = quote.direction
+        if self.rates.is_alias(direction):
+            return None
         self.recover(direction)
         before = self.rates.books.get(direction, {}).get(quote.venue)
         latest = self.rates.add(quote, now)

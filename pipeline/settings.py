@@ -32,6 +32,14 @@ class WorkerSettings(PollSettings):
         description="a quote further than this fraction from the median of the other fresh "
         "venues is excluded",
     )
+    rates_warmup_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="at start, a direction's venue is chosen for good (and v1 answers without "
+        "exchanger) once every enabled exchanger has quoted it or is down, or this long after "
+        "its first quote: the first answer comes from the preferred venue",
+    )
     rates_reference_priority: CommaList = Field(
         default=("coingecko", "cbr"),
         description="USD-RUB reference sources for X-RUB rates, most preferred first",
@@ -94,6 +102,8 @@ class WorkerSettings(PollSettings):
             silence_limits_s=self.silence_limits(),
             reference_priority=self.rates_reference_priority,
             reference_max_age_s={"cbr": self.rates_cbr_max_age_s},
+            venues=tuple(v for v in self.rates_venues if v in EXCHANGERS),
+            warmup_s=self.rates_warmup_s,
         )
 
     @field_validator("rates_reference_priority")

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -113,6 +114,43 @@ def http_ok(url: str) -> bool:
         return False
 
 
+def readiness(url: str) -> tuple[bool, str]:
+    """The API's ``/readyz``: whether v1 serves rates, and what is missing when it does not."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200), "ok"
+    except urllib.error.HTTPError as exc:
+        with exc:
+            try:
+                reason = str(json.loads(exc.read()).get("reason", ""))
+            except (ValueError, AttributeError):
+                reason = ""
+        return False, reason or f"HTTP {exc.code}"
+    except OSError as exc:
+        return False, f"the API does not answer ({exc})"
+
+
+async def announce(
+    api: str,
+    patience_s: float = 10.0,
+    every_s: float = 0.5,
+    check: Callable[[str], tuple[bool, str]] = readiness,
+) -> None:
+    """Say "serving" once v1 serves rates (``/readyz`` is 200), and what is missing instead
+    when it does not within ``patience_s`` of the start, or stops serving later."""
+    serving: bool | None = None
+    deadline = time.monotonic() + patience_s
+    while True:
+        ready, reason = await asyncio.to_thread(check, f"{api}/readyz")
+        if ready and serving is not True:
+            log.info("serving %s/api/v1/courses", api)
+            serving = True
+        elif not ready and (serving or (serving is None and time.monotonic() >= deadline)):
+            log.warning("not serving rates at %s/api/v1/courses: %s", api, reason)
+            serving = False
+        await asyncio.sleep(every_s)
+
+
 async def wait_ready(ready: Ready) -> None:
     """Return once ``ready`` holds; RatesError (or a subclass) when it does not in time."""
     match ready:
@@ -201,7 +239,7 @@ async def up(
         await sup.stop_all()
         raise
     log.info(
-        "serving %s/api/v1/courses  (Kafka at %s, PostgreSQL at %s; Ctrl-C stops everything)",
+        "started: API at %s (Kafka at %s, PostgreSQL at %s; Ctrl-C stops everything)",
         stack.api,
         stack.bootstrap,
         stack.database_url,
@@ -209,7 +247,11 @@ async def up(
     served = [f"{name} {port}" for port, name in ports(settings, source) if "METRICS" in name]
     if served:
         log.info("Prometheus metrics on %s: %s", settings.metrics_host, ", ".join(served))
-    code = await sup.run()
+    telling = asyncio.create_task(announce(stack.api))
+    try:
+        code = await sup.run()
+    finally:
+        telling.cancel()
     if sup.failure:
         raise RatesError(sup.failure)
     return code

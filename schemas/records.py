@@ -294,6 +294,9 @@ class VenueQuote:
     ts: datetime
     received_at: datetime
     fresh: bool
+    #: Since when the venue's quotes of this direction have been fresh without a break (when
+    #: its data resumed): the hysteresis is counted from it. None: not fresh, or not known.
+    fresh_since: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -301,6 +304,7 @@ class VenueQuote:
             "ts": format_time(self.ts),
             "received_at": format_time(self.received_at),
             "fresh": self.fresh,
+            "fresh_since": _opt(format_time, self.fresh_since),
         }
 
     @classmethod
@@ -311,6 +315,7 @@ class VenueQuote:
             ts=f.time("ts"),
             received_at=f.time("received_at"),
             fresh=f.boolean("fresh"),
+            fresh_since=f.opt_time("fresh_since"),
         )
 
 

@@ -25,6 +25,11 @@ def courses_v1(snapshot: Snapshot, exchanger: str | None, directions: Sequence[s
     """The exact v1 body; ApiError(503) when the venue has no fresh data for them."""
     venue = exchanger
     if venue is None:
+        if snapshot.active is None and snapshot.latest:
+            raise unavailable(
+                "warming up: the failover policy has not chosen the active venue yet "
+                "(it waits to hear from every enabled venue, or RATES_WARMUP_S)"
+            )
         if snapshot.active is None:
             raise unavailable("no rates yet: nothing has arrived from rates.latest")
         if snapshot.active.venue is None:
@@ -93,8 +98,12 @@ class V1Answers:
             self._version = self.snapshot.version
         answer = self._cache.get(query)
         if answer is None:
-            exchanger, directions = v1_params(query)
-            answer = answer_v1(self.snapshot, exchanger, directions)
+            try:
+                exchanger, directions = v1_params(query)
+            except ApiError as exc:
+                answer = Answer.error(exc)
+            else:
+                answer = answer_v1(self.snapshot, exchanger, directions)
             if len(self._cache) < V1_CACHE_SIZE and len(query) <= V1_CACHE_KEY_MAX:
                 self._cache[query] = answer
         return self.vouch(answer)

@@ -110,8 +110,21 @@ def _kind(name: str) -> str:
     return "reference" if name in REFERENCES else "unknown"
 
 
+def last_frame_at(snapshot: Snapshot, name: str) -> datetime | None:
+    """When the venue's last data frame arrived: its newest quote on rates.latest (republished
+    every second), or its connector's last status (every 5 s, and the only one for a venue
+    that serves no direction), whichever is newer."""
+    status = snapshot.venues.get(name)
+    found = status.last_frame_at if status is not None else None
+    for record in snapshot.latest.values():
+        quote = record.quotes.get(name)
+        if quote is not None and (found is None or quote.received_at > found):
+            found = quote.received_at
+    return found
+
+
 def venues_v2(snapshot: Snapshot, configured: Sequence[str], now: datetime) -> bytes:
-    """Each venue's state, the age of its last frame and the directions it serves fresh."""
+    """Each venue's state, the age of its last data frame and the directions it serves fresh."""
     now_ms = int(now.timestamp() * 1000)
     items = []
     for name in _venue_names(snapshot, configured):
@@ -124,14 +137,15 @@ def venues_v2(snapshot: Snapshot, configured: Sequence[str], now: datetime) -> b
             and (q := r.quotes.get(name)) is not None
             and q.fresh
         ]
+        last = last_frame_at(snapshot, name)
         items.append(
             {
                 "venue": name,
                 "kind": _kind(name),
                 "state": None if status is None else status.state,
                 "since": None if status is None else format_time(status.since),
-                "last_frame_at": None if status is None else time_or_none(status.last_frame_at),
-                "last_frame_age_ms": None if status is None else age_ms(now, status.last_frame_at),
+                "last_frame_at": time_or_none(last),
+                "last_frame_age_ms": age_ms(now, last),
                 "detail": "no status received yet" if status is None else status.detail,
                 "status_age_ms": None if stamp is None else max(0, now_ms - stamp),
                 "directions": serves,

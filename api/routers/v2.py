@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api import models
@@ -15,6 +15,7 @@ from api.dependencies import (
     HistoryStore,
     Now,
     Settings,
+    single_valued,
 )
 from api.history import make_query
 from api.models import (
@@ -24,6 +25,7 @@ from api.models import (
     DirectionsV2,
     HistoryBars,
     HistoryPage,
+    SwitchesPage,
     VenuesV2,
 )
 from api.params import (
@@ -35,15 +37,24 @@ from api.params import (
     Limit,
     PageCursor,
     Since,
+    SwitchDirections,
     Until,
+    parse_directions,
     parse_history_direction,
 )
 from api.render.directions import directions_v2
 from api.render.v2 import courses_v2, venues_v2
 from api.stream import SLOTS, SlotStream, course_events
+from api.switches import make_switch_query, switches_page
+from schemas.topics import ACTIVE_KEY
 
 # A bad parameter raises ApiError, which the app answers as the error it names.
-router = APIRouter(prefix="/api/v2", tags=["v2"], responses=models.INVALID)
+router = APIRouter(
+    prefix="/api/v2",
+    tags=["v2"],
+    responses=models.INVALID,
+    dependencies=[Depends(single_valued)],
+)
 
 
 @router.get(
@@ -181,6 +192,7 @@ async def directions(
     },
 )
 async def history(
+    request: Request,
     snapshot: CurrentSnapshot,
     store: HistoryStore,
     direction: HistoryDirection,
@@ -191,6 +203,54 @@ async def history(
     resolution: HistoryResolution = "raw",
     if_none_match: IfNoneMatch = None,
 ) -> Response:
-    wanted = parse_history_direction(direction, snapshot.directions)
+    # Every value given: several directions, repeated or comma-separated, are one 422.
+    asked = request.query_params.getlist("direction") or [direction]
+    wanted = parse_history_direction(asked, snapshot.directions)
     query = make_query(wanted, since, until, limit, cursor, resolution)
     return respond(Answer.ok(await store.fetch(query)), if_none_match)
+
+
+@router.get(
+    "/switches",
+    response_model=SwitchesPage,
+    summary="Stored venue switches, oldest first, in pages",
+    description=(
+        "Every change of the venue chosen for a direction, as stored by the history writer "
+        "(`direction` `*` is the active venue of v1; a direction's first choice has a null "
+        "`from_venue`), with `since <= at < until`, oldest first (kept "
+        "`RATES_HISTORY_ROLLUP_RETENTION_DAYS`, the newest of each direction always). Follow "
+        "`next_cursor` for the next page. Read from PostgreSQL; when it is away this endpoint "
+        "answers 503 and the others keep serving."
+    ),
+    responses={
+        200: {"headers": models.CACHE_HEADERS},
+        304: NOT_MODIFIED,
+        422: models.error(
+            "bad direction, time, limit or cursor",
+            direction="unknown direction BTC-EUR; valid directions: BTC-USD, ..., *",
+            cursor="cursor is not one this API returned: pass next_cursor unchanged",
+        ),
+        503: models.unavailable(
+            "PostgreSQL is not configured or does not answer",
+            down="history unavailable: PostgreSQL did not answer (...); "
+            "the live rates are still served",
+        ),
+    },
+)
+async def switches(
+    snapshot: CurrentSnapshot,
+    store: HistoryStore,
+    direction: SwitchDirections = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: PageCursor = None,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    known = (*snapshot.directions, ACTIVE_KEY)
+    wanted = parse_directions(direction, known) if direction else []
+    query = make_switch_query(
+        wanted if len(wanted) < len(known) else [], since, until, limit, cursor
+    )
+    body = switches_page(query, await store.rows(*query.sql()))
+    return respond(Answer.ok(body), if_none_match)

@@ -123,6 +123,36 @@ async def read_window(
             active = [p for p in active if p.buffer or not p.done]
 
 
+async def oldest_frame(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]
+) -> datetime | None:
+    """The receive time of the oldest frame the broker still holds (None: it holds none)."""
+    oldest: datetime | None = None
+    for tp in partitions:
+        await consumer.seek_to_beginning(tp)
+        found = await consumer.getmany(tp, timeout_ms=300, max_records=1)
+        for message in found.get(tp, []):
+            entry = entry_of(message)
+            if entry is not None and (oldest is None or entry.raw.received_at < oldest):
+                oldest = entry.raw.received_at
+    return oldest
+
+
+def empty_window(since: datetime, until: datetime, oldest: datetime | None) -> str:
+    """Why a window replayed nothing, in plain words."""
+    window = f"{format_time(since)} .. {format_time(until)}"
+    if oldest is None:
+        return f"no frame to replay in {window}: the broker holds no frame of these venues"
+    if until <= oldest:
+        return (
+            f"no frame to replay in {window}: the broker's oldest frame was received at "
+            f"{format_time(oldest)}; older ones are gone (the broker started, or was "
+            "restarted or recycled, after the window: the embedded one keeps nothing across "
+            "restarts)"
+        )
+    return f"no frame to replay in {window}: none was received then"
+
+
 async def replay_broker(
     settings: CommonSettings,
     venues: Sequence[str],
@@ -135,6 +165,11 @@ async def replay_broker(
     """Re-publish the frames received between two times under ``prefix``."""
     source, target = settings.topics, Topics(prefix)
     now = utcnow()
+    if since >= now:
+        raise ConfigError(
+            f"--since {format_time(since)} is in the future (now {format_time(now)}): "
+            "nothing has been received yet"
+        )
     if until > now:
         log.info("--until is in the future: replaying up to now (%s)", format_time(now))
         until = now
@@ -162,6 +197,9 @@ async def replay_broker(
 
             count = await replayer.publish(tracked(), lambda n: advance(bar, covered[0], n))
             advance(bar, span, count)
+        if count == 0:
+            partitions = list(consumer.assignment())
+            raise ConfigError(empty_window(since, until, await oldest_frame(consumer, partitions)))
         log.info(
             "replayed %d frames received %s .. %s from %s into %s",
             count,

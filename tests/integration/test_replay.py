@@ -134,10 +134,25 @@ def test_replay_from_the_broker_by_time(kafka: str, procs: Procs) -> None:
         f.received_at for f in bursts[1]
     ]
 
-    # A window after the last record: Tansu answers offset 0, which must not mean "from the start".
+    def refused(name: str, since: datetime, until: datetime) -> str:
+        """A window with nothing to replay: exit 2, one clear line, nothing published."""
+        prefix = unique_prefix()
+        args = ["replay", "--from-kafka", "--since", format_time(since), "--until"]
+        proc = procs.start(name, [*args, format_time(until), "--topic-prefix", prefix], env)
+        assert proc.popen.wait(60) == 2, proc.output()
+        assert read_topics(kafka, [Topics(prefix).raw("binance")], timeout_s=2) == []
+        return proc.output()
+
+    # A window after the last record: Tansu answers offset 0, which must not mean "from the
+    # start"; a window in the future, or before the oldest frame the broker holds (it started
+    # or was recycled after it), replays nothing and says why.
     future = datetime.now(UTC) + timedelta(minutes=5)
-    empty = Topics(unique_prefix())
-    assert replay("future", future, future + timedelta(minutes=1), empty.prefix) == []
+    assert "is in the future" in refused("future", future, future + timedelta(minutes=1))
+    after = bursts[-1][-1].received_at + timedelta(milliseconds=1)
+    assert "none was received then" in refused("after", after, datetime.now(UTC))
+    oldest = bursts[0][0].received_at
+    before = refused("before", oldest - timedelta(hours=2), oldest - timedelta(hours=1))
+    assert f"the broker's oldest frame was received at {format_time(oldest)}" in before
 
     # From before the first record to the future: everything, nothing twice.
     everything = Topics(unique_prefix())

@@ -75,10 +75,12 @@ def test_exchanger_parsing_uses_the_given_venues_and_aliases() -> None:
 
 def test_query_strings_are_decoded_like_starlette() -> None:
     assert v1_params(b"") == (None, [])
-    assert v1_params(b"direction=btc-usd%2CETH-USD&direction=x&exchanger=a&exchanger=B") == (
+    assert v1_params(b"direction=btc-usd%2CETH-USD&direction=x&exchanger=B") == (
         "B",
         ["btc-usd,ETH-USD", "x"],
     )
+    with pytest.raises(ApiError, match="exchanger is given 2 times: it takes one value"):
+        v1_params(b"exchanger=a&direction=x&exchanger=B")  # never silently the last one
     assert v1_params(b"exchanger=&other=1") == ("", [])
 
 
@@ -191,10 +193,12 @@ def test_v2_courses_and_venues(snapshot: Snapshot) -> None:
     assert not snapshot.apply_status(status, int(T.timestamp() * 1000) + 5000)
     venues = orjson.loads(venues_v2(snapshot, ["binance"], T + timedelta(seconds=6)))["venues"]
     assert [v["venue"] for v in venues] == ["binance", "kraken"]
-    assert venues[0]["state"] == "up" and venues[0]["last_frame_age_ms"] == 8000
+    # The newest quote (received at T) is newer than the last status's frame (T - 2 s).
+    assert venues[0]["state"] == "up" and venues[0]["last_frame_age_ms"] == 6000
     assert venues[0]["status_age_ms"] == 1000 and venues[0]["kind"] == "exchanger"
     assert venues[0]["directions"] == ["BTC-USD"]
     assert venues[1]["state"] is None and venues[1]["directions"] == ["BTC-USD"]
+    assert venues[1]["last_frame_age_ms"] == 6000  # no status: its quotes tell
 
 
 def test_events_resume_after_last_event_id(snapshot: Snapshot) -> None:

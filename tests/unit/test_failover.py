@@ -242,8 +242,9 @@ def test_active_venue_serves_every_direction_and_honours_hysteresis(clock: Clock
     assert (none.venue, none.stale) == ("binance", True)
 
 
-def test_a_venue_healthy_before_the_choice_is_preferred_at_once(clock: Clock) -> None:
-    """At a cold start the second venue's first quote may come first: no hysteresis then."""
+def test_a_venue_quoting_first_after_the_choice_waits_for_the_hysteresis(clock: Clock) -> None:
+    """Without a warm-up (pipeline/warmup.py) a first choice is a choice: a venue whose data
+    begins later waits like a recovered one (its data is fresh since then)."""
     world = World(clock)
     world.state("binance", "up")
     world.state("kraken", "up")
@@ -254,5 +255,5 @@ def test_a_venue_healthy_before_the_choice_is_preferred_at_once(clock: Clock) ->
     clock.advance(0.01)
     world.tick("binance", "100")
     latest = world.choose()
-    assert latest.venue == "binance"
-    assert latest.reason == "binance preferred: healthy since before kraken was chosen"
+    assert latest.venue == "kraken"
+    assert latest.quotes["binance"].fresh_since == clock()

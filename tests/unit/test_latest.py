@@ -19,7 +19,9 @@ from schemas.topics import ACTIVE_KEY
 from tests.conftest import Clock, worker_policy
 
 POLICY = worker_policy(
-    rates_directions=("BTC-USD", "ETH-USD"), rates_priority=("binance", "kraken", "okx")
+    rates_directions=("BTC-USD", "ETH-USD"),
+    rates_priority=("binance", "kraken", "okx"),
+    rates_warmup_s=0,  # the warm-up at start: tests/unit/test_warmup.py
 )
 
 
@@ -148,7 +150,7 @@ def test_the_active_venue_is_chosen_from_the_topics_view(
 ) -> None:
     view(broadcast, clock, "kraken", "BTC-USD", "ETH-USD")
     active = rates.active(clock())
-    assert (active.direction, active.venue) == (ACTIVE_KEY, "kraken")
+    assert active is not None and (active.direction, active.venue) == (ACTIVE_KEY, "kraken")
     assert rates.chosen[ACTIVE_KEY] == active
 
 

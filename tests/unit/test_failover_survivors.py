@@ -169,9 +169,12 @@ def test_without_hysteresis_a_venue_back_from_stale_is_not_preferred_over_itself
 # choose_active: a record that is not a choice, and the hysteresis on its boundary
 
 
+def book(direction: str, view: dict[str, VenueQuote]) -> Latest:
+    return Latest(direction, None, None, None, None, False, "", None, view)
+
+
 def books(at: datetime, fresh_since: dict[str, datetime | None]) -> dict[str, Latest]:
-    view = seen(at, fresh_since)
-    return {d: Latest(d, None, None, None, None, False, "", None, view) for d in POLICY.directions}
+    return {d: book(d, seen(at, fresh_since)) for d in POLICY.directions}
 
 
 def test_a_previous_active_record_without_since_is_not_a_choice_kept(clock: Clock) -> None:
@@ -203,3 +206,20 @@ def test_the_first_active_venue_is_fresh_exactly_the_hysteresis_or_the_next(
         first = choose_active(view, None, health, POLICY, now)
         assert (first.venue, first.since) == (expected, now)
         assert first.reason == "fresh in 2 of 2 directions"
+
+
+def test_the_active_venue_hysteresis_counts_from_its_latest_resumption_in_any_direction(
+    clock: Clock,
+) -> None:
+    """binance's data resumed 5 s ago in one direction (long ago in the other): it has been
+    fresh everywhere for 5 s only, so the first active venue is kraken, whichever direction
+    resumed last."""
+    health = Health()
+    now = clock()
+    up_long(health, now, "binance", "kraken")
+    recent, old = now - timedelta(seconds=5), now - LONG_AGO
+    for btc, eth in ((recent, old), (old, recent)):
+        resumed = {"BTC-USD": btc, "ETH-USD": eth}
+        view = {d: book(d, seen(now, {"binance": at, "kraken": old})) for d, at in resumed.items()}
+        first = choose_active(view, None, health, POLICY, now)
+        assert (first.venue, first.since) == ("kraken", now)

@@ -54,7 +54,7 @@ class StackSettings(ConnectorSettings, WorkerSettings, HistorySettings, ApiSetti
         "every record in memory and has no retention)",
     )
     rates_broker_max_age_min: float = Field(
-        default=15.0,
+        default=5.0,
         ge=0,
         le=10080,
         description="minutes after which `rates up` recycles the embedded broker as at its "

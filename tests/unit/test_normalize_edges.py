@@ -10,7 +10,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import orjson
+import pytest
 
+from connectors import registry
 from pipeline.health import Health, VenueHealth
 from pipeline.normalize import (
     Conversion,
@@ -20,6 +22,7 @@ from pipeline.normalize import (
     Target,
     normalize,
 )
+from schemas.errors import UnknownSymbol
 from schemas.records import Leg, Quote, RawFrame
 from schemas.settings import DEFAULT_DIRECTIONS
 from tests.conftest import Clock
@@ -238,3 +241,17 @@ def test_a_live_frame_is_parsed_at_its_receive_time(clock: Clock) -> None:
     at = clock()
     quotes, _ = run(clock, "kraken", [["BTC-USD", "100", "1"]])
     assert (quotes["BTC-USD"].ts, quotes["BTC-USD"].received_at) == (at, at)
+
+
+def test_a_coingecko_frame_reads_coins_by_the_symbol_map_it_carries(clock: Clock) -> None:
+    # Coin ids looked up at start travel with the frame; without the map the same answer
+    # names a coin no rule can read.
+    venues = {"coingecko": registry.VENUES["coingecko"]}
+    frame = orjson.dumps({"made-up-coin": {"usd": 2.5, "last_updated_at": 1764900000}}).decode()
+    conversion = Conversion(("ZZZ-USD",))
+    args = (venues, conversion, References(), healthy(clock, "coingecko"), POLICY, clock())
+    mapped = RawFrame("coingecko", clock(), frame, "c1", symbols={"made-up-coin/usd": "ZZZ-USD"})
+    (quote,) = normalize(mapped, *args).quotes
+    assert (quote.direction, quote.value) == ("ZZZ-USD", Decimal("2.5"))
+    with pytest.raises(UnknownSymbol):
+        normalize(RawFrame("coingecko", clock(), frame, "c1"), *args)

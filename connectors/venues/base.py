@@ -226,7 +226,7 @@ def millis(value: object, what: str) -> datetime:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise FrameError(f"{what}: expected epoch milliseconds, got {value!r}")
-    return EPOCH + timedelta(milliseconds=value)
+    return _after_epoch("milliseconds", value, what)
 
 
 def rfc3339(value: object, what: str) -> datetime:
@@ -246,7 +246,15 @@ def seconds(value: object, what: str) -> datetime:
     """Epoch seconds (an integer) as an aware UTC datetime."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise FrameError(f"{what}: expected epoch seconds, got {value!r}")
-    return EPOCH + timedelta(seconds=value)
+    return _after_epoch("seconds", value, what)
+
+
+def _after_epoch(unit: str, value: int, what: str) -> datetime:
+    """EPOCH + value units; FrameError past year 9999 (``datetime``'s limit), not OverflowError."""
+    try:
+        return EPOCH + timedelta(**{unit: value})
+    except OverflowError:
+        raise FrameError(f"{what}: {value!r} is past the year 9999") from None
 
 
 def load_json(frame: str, venue: str) -> Any:

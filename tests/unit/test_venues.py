@@ -11,7 +11,7 @@ import pytest
 from connectors.http import decode_body, retry_after_s
 from connectors.symbols import check_answer
 from connectors.venues import binance, bybit, cbr, coinbase, coingecko, kraken, okx
-from connectors.venues.base import missing_symbols, unquoted
+from connectors.venues.base import millis, missing_symbols, seconds, unquoted
 from schemas.errors import FrameError
 
 NOW = datetime(2026, 11, 24, 16, tzinfo=UTC)
@@ -156,3 +156,19 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
     assert retry_after_s("Tue, 24 Nov 2026 15:00:00 GMT", NOW, default=1) == 0
     assert retry_after_s(None, NOW, default=5) == 5
     assert retry_after_s("soon", NOW, default=5) == 5
+
+
+@pytest.mark.parametrize(
+    ("read", "value"),
+    [(seconds, 253402300800), (seconds, 10**30), (millis, 253402300800000), (millis, str(10**40))],
+)
+def test_an_epoch_time_past_the_year_9999_is_a_frame_error(read: object, value: object) -> None:
+    # Found by the chaos tier's hostile frames: datetime raised OverflowError, not FrameError.
+    assert callable(read)
+    with pytest.raises(FrameError, match="past the year 9999"):
+        read(value, "test")
+
+
+def test_epoch_times_are_read_exactly() -> None:
+    assert seconds(1764900000, "t") == datetime(2025, 12, 5, 2, 0, tzinfo=UTC)
+    assert millis("1764900000123", "t") == datetime(2025, 12, 5, 2, 0, 0, 123000, tzinfo=UTC)

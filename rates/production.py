@@ -59,7 +59,7 @@ def fill_template(template: str, values: Mapping[str, str]) -> str:
 
 def nginx_values(listen: str, cache_dir: Path, apis: Sequence[str]) -> dict[str, str]:
     """The template's values for local API processes (compose.yaml has its own)."""
-    servers = "\n    ".join(f"server {address};" for address in apis)
+    servers = "\n    ".join(f"server {address} max_fails=0;" for address in apis)
     return {"NGINX_LISTEN": listen, "NGINX_CACHE_DIR": str(cache_dir), "NGINX_API_SERVERS": servers}
 
 

@@ -92,7 +92,17 @@ def test_a_start_serves_the_preferred_venue_aliases_agree_and_one_choice_is_stor
         assert (a["venue"], a["value"], a["ts"]) == (b["venue"], b["value"], b["ts"])
 
     # On rates.latest too: every alias record is its canonical direction's, under its key
-    # (published right after it: the last second's may still be on their way).
+    # (published right after it: the last second's may still be on their way). On a quiet
+    # machine the 300 answers take well under a second: wait until every canonical direction
+    # has a record that arrived more than a second ago.
+    def canonical_arrived() -> bool:
+        settled = time.monotonic() - 1.0
+        arrived = watcher.records_since(started)
+        return all(
+            any(r.direction == trc and at <= settled for at, r in arrived) for trc, _ in ALIASES
+        )
+
+    wait_until(canonical_arrived, 30, "a record of every canonical alias direction on rates.latest")
     stopped = time.monotonic()
     watcher.stop()
     arrived = watcher.records_since(started)

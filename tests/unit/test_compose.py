@@ -220,7 +220,7 @@ def test_services_listen_where_nginx_and_prometheus_look(stack: dict[str, Any]) 
             {"names": [job], "type": "A", "port": port, "refresh_interval": "10s"}
         ], job
     nginx = stack["services"]["nginx"]["environment"]
-    assert f"server api:{defaults['API_PORT']} resolve;" in nginx["NGINX_API_SERVERS"]
+    assert f"server api:{defaults['API_PORT']} resolve max_fails=0;" in nginx["NGINX_API_SERVERS"]
     assert "resolver 127.0.0.11" in nginx["NGINX_API_SERVERS"]
 
 
@@ -254,7 +254,7 @@ def test_compose_fills_in_every_name_of_the_nginx_template(stack: dict[str, Any]
     site = production.fill_template(template, nginx["environment"])
     assert "${" not in site
     assert "listen 80;" in site
-    assert "server api:8000 resolve;" in site
+    assert "server api:8000 resolve max_fails=0;" in site
 
 
 def test_the_nginx_site_caches_for_a_second_and_streams_unbuffered() -> None:
@@ -263,7 +263,7 @@ def test_the_nginx_site_caches_for_a_second_and_streams_unbuffered() -> None:
         template,
         production.nginx_values("127.0.0.1:8080", Path("/c"), ["127.0.0.1:1", "127.0.0.1:2"]),
     )
-    assert "server 127.0.0.1:1;\n    server 127.0.0.1:2;" in site
+    assert "server 127.0.0.1:1 max_fails=0;\n    server 127.0.0.1:2 max_fails=0;" in site
     cached = site.split("location /api/ {", 1)[1].split("}", 1)[0]
     assert "proxy_cache rates;" in cached
     assert "proxy_cache_valid 200 1s;" in cached

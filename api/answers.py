@@ -55,7 +55,14 @@ class Answer:
 
     @classmethod
     def error(cls, exc: ApiError) -> Answer:
-        extra = [(b"cache-control", b"no-store")]
+        """The error as JSON: a 4xx cached for a second like a 200, a 5xx never.
+
+        A client error depends only on the request, so a shared cache may reuse it; marked
+        ``no-store``, nginx's cache lock queued every identical bad request behind the one
+        before it (up to 5 s each under load). A 5xx is the service's passing state.
+        """
+        cache = b"no-store" if exc.status >= 500 else b"max-age=1"
+        extra = [(b"cache-control", cache)]
         if exc.retry_after_s is not None:
             extra.append((b"retry-after", b"%d" % exc.retry_after_s))
         return cls.make(exc.status, orjson.dumps({"detail": exc.message}), *extra)

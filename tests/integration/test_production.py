@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -225,6 +226,29 @@ def test_a_repeated_request_is_a_cache_hit_within_a_second(production: Productio
         time.sleep(2.1)
         third = client.get(url)
         assert third.headers["x-cache"] in ("EXPIRED", "MISS"), third.headers
+
+
+def test_identical_bad_requests_at_once_reach_one_api_process_once(
+    production: Production,
+) -> None:
+    # A no-store 422 made nginx's cache lock queue each identical request behind the one
+    # before it; cached for a second like a 200, the 422 is fetched once and shared.
+    count = 10
+    for _ in range(5):  # a loaded machine may take more than a second for the batch
+        url = f"{V1}?direction=NOPE-USD&n=bad-{uuid.uuid4().hex[:8]}"
+        before = sum(production.requests_served(api) for api in production.apis)
+        started = time.monotonic()
+        with (
+            httpx.Client(base_url=production.nginx, timeout=10) as client,
+            ThreadPoolExecutor(count) as pool,
+        ):
+            answers = list(pool.map(client.get, [url] * count))
+        elapsed = time.monotonic() - started
+        if elapsed < 1.0:
+            break
+    assert [answer.status_code for answer in answers] == [422] * count
+    assert "unknown direction NOPE-USD" in answers[0].json()["detail"]
+    assert sum(production.requests_served(api) for api in production.apis) - before == 1
 
 
 def test_events_stream_through_nginx_unbuffered(production: Production) -> None:

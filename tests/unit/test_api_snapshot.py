@@ -115,8 +115,10 @@ def test_answers_carry_etag_cache_control_and_retry_after(snapshot: Snapshot) ->
     assert ok.not_modified().status == 304 and ok.not_modified().body == b""
     gone = answer_v1(snapshot, "binance", ["ETH-USD"])
     assert gone.status == 503 and dict(gone.headers)[b"retry-after"] == b"1"
+    assert dict(gone.headers)[b"cache-control"] == b"no-store"
     bad = answer_v1(snapshot, "nope", [])
     assert bad.status == 422 and b"retry-after" not in dict(bad.headers)
+    assert dict(bad.headers)[b"cache-control"] == b"max-age=1"
 
 
 def test_the_v1_cache_survives_republishing_and_is_cleared_by_a_change(

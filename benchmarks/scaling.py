@@ -286,7 +286,9 @@ def stream_clients(level: int, directory: Path) -> dict[str, Any]:
             tansu.address, PREFIX, latest_records(DEFAULT_DIRECTIONS, prices={"BTC-USD": "77777.0"})
         )
         api = stack.enter_context(run_api(tansu.address, PREFIX, directory / "api.log",
-                                          cpu=SERVER_CPU, API_STREAM_MAX_S="36000"))  # fmt: skip
+                                          cpu=SERVER_CPU, API_STREAM_MAX_S="36000",
+                                          # every client a stream: past the default cap
+                                          API_MAX_STREAMS=str(2 * level)))  # fmt: skip
         wait_until(lambda: httpx.get(f"{api.base}/api/v2/courses").status_code == 200, 30,
                    "the API to load its snapshot")  # fmt: skip
         clients = stack.enter_context(subprocess.Popen(

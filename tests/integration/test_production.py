@@ -249,6 +249,16 @@ def test_identical_bad_requests_at_once_reach_one_api_process_once(
     assert [answer.status_code for answer in answers] == [422] * count
     assert "unknown direction NOPE-USD" in answers[0].json()["detail"]
     assert sum(production.requests_served(api) for api in production.apis) - before == 1
+    # An unknown path's 404 (Starlette's, no Cache-Control) is shared the same way.
+    with httpx.Client(base_url=production.nginx, timeout=10) as client:
+        for _ in range(5):
+            unknown = f"/api/v1/nowhere-{uuid.uuid4().hex[:8]}"
+            started = time.monotonic()
+            first, second = client.get(unknown), client.get(unknown)
+            if time.monotonic() - started < 1.0:
+                break
+    assert first.status_code == second.status_code == 404
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
 
 
 def test_events_stream_through_nginx_unbuffered(production: Production) -> None:

@@ -266,7 +266,7 @@ def test_the_nginx_site_caches_for_a_second_and_streams_unbuffered() -> None:
     assert "server 127.0.0.1:1 max_fails=0;\n    server 127.0.0.1:2 max_fails=0;" in site
     cached = site.split("location /api/ {", 1)[1].split("}", 1)[0]
     assert "proxy_cache rates;" in cached
-    assert "proxy_cache_valid 200 1s;" in cached
+    assert "proxy_cache_valid 200 404 1s;" in cached
     assert "add_header X-Cache $upstream_cache_status always;" in cached
     stream = site.split("location = /api/v2/courses/stream {", 1)[1].split("}", 1)[0]
     assert "proxy_buffering off;" in stream

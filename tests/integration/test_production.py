@@ -70,6 +70,10 @@ class Production:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def requests_served_by_all(self) -> float:
+        """Every API process's count of requests to v1, summed."""
+        return sum(self.requests_served(api) for api in self.apis)
+
     def requests_served(self, api: str, route: str = V1) -> float:
         """The API process's own count of requests to ``route`` (0 when it does not answer)."""
         try:
@@ -210,7 +214,7 @@ def test_a_repeated_request_is_a_cache_hit_within_a_second(production: Productio
     with httpx.Client(base_url=production.nginx, timeout=10) as client:
         for _ in range(5):  # a loaded machine may take a second between two requests
             url = unique_v1("cache")
-            before = sum(production.requests_served(api) for api in production.apis)
+            before = production.requests_served_by_all()
             started = time.monotonic()
             first, second = client.get(url), client.get(url)
             elapsed = time.monotonic() - started
@@ -222,7 +226,7 @@ def test_a_repeated_request_is_a_cache_hit_within_a_second(production: Productio
         assert second.content == first.content
         # Only the first reached an API process. The answer is fetched again soon after: nginx
         # counts max-age=1 in whole seconds of its clock, so an entry lives from 1 to 2 s.
-        assert sum(production.requests_served(api) for api in production.apis) - before == 1
+        assert production.requests_served_by_all() - before == 1
         time.sleep(2.1)
         third = client.get(url)
         assert third.headers["x-cache"] in ("EXPIRED", "MISS"), third.headers
@@ -236,7 +240,7 @@ def test_identical_bad_requests_at_once_reach_one_api_process_once(
     count = 10
     for _ in range(5):  # a loaded machine may take more than a second for the batch
         url = f"{V1}?direction=NOPE-USD&n=bad-{uuid.uuid4().hex[:8]}"
-        before = sum(production.requests_served(api) for api in production.apis)
+        before = production.requests_served_by_all()
         started = time.monotonic()
         with (
             httpx.Client(base_url=production.nginx, timeout=10) as client,
@@ -248,7 +252,7 @@ def test_identical_bad_requests_at_once_reach_one_api_process_once(
             break
     assert [answer.status_code for answer in answers] == [422] * count
     assert "unknown direction NOPE-USD" in answers[0].json()["detail"]
-    assert sum(production.requests_served(api) for api in production.apis) - before == 1
+    assert production.requests_served_by_all() - before == 1
     # An unknown path's 404 (Starlette's, no Cache-Control) is shared the same way.
     with httpx.Client(base_url=production.nginx, timeout=10) as client:
         for _ in range(5):
